@@ -1,0 +1,35 @@
+# One command sets up and runs: `make test` or `make demo`.
+# The virtual environment lives in .venv; torch is installed first, pinned, so pip
+# does not pick a multi-GB CUDA build where a CPU wheel is at hand. Elsewhere,
+# pick your own torch, e.g.:
+#   make test TORCH_SPEC=torch TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_FLAGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_FLAGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python examples/simulator_demo.py --out demo_out
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_fast.py
+	$(BIN)/python bench/bench_cycle.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

@@ -1,0 +1,28 @@
+"""Cycle-level weight-stationary systolic-array simulator with per-PE stuck-at faults.
+
+See DESIGN.md ("Hardware semantics") for the normative semantics these engines follow.
+"""
+
+from .array import ENGINES, MITIGATIONS, MatmulResult, SystolicArray, check_masks, identity_masks
+from .config import ArrayConfig
+from .errors import ConfigError, FaultMaskError, OperandError
+from .precision import INT8, SITES, IntPrecision
+from .timing import GemmTiming, gemm_timing
+
+__all__ = [
+    "ArrayConfig",
+    "SystolicArray",
+    "MatmulResult",
+    "IntPrecision",
+    "INT8",
+    "SITES",
+    "ENGINES",
+    "MITIGATIONS",
+    "identity_masks",
+    "check_masks",
+    "GemmTiming",
+    "gemm_timing",
+    "ConfigError",
+    "OperandError",
+    "FaultMaskError",
+]

@@ -1,0 +1,219 @@
+"""The systolic array: operands in, int32 results and run statistics out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numba
+
+from .config import ArrayConfig
+from .engines.cycle import run_cycle
+from .engines.fast import run_fast
+from .errors import ConfigError, FaultMaskError, OperandError
+from .precision import SITES
+from .timing import gemm_timing
+
+__all__ = ["SystolicArray", "MatmulResult", "ENGINES", "MITIGATIONS", "identity_masks", "check_masks"]
+
+ENGINES = ("fast", "cycle")
+MITIGATIONS = (None, "bypass")
+#: Largest trace (cycles x R x C booleans) the cycle engine will record.
+MAX_TRACE = 50_000_000
+
+
+def identity_masks(cfg: ArrayConfig) -> np.ndarray:
+    """Fault-free masks: ``(4, 2, R, C)`` int32 with AND = -1 and OR = 0 everywhere."""
+    masks = np.zeros((len(SITES), 2, cfg.rows, cfg.cols), np.int32)
+    masks[:, 0] = -1
+    return masks
+
+
+@dataclass(frozen=True)
+class MatmulResult:
+    """Output and statistics of one GEMM on the array.
+
+    Attributes
+    ----------
+    out : int32 array (M, N)
+    n_cycles : int
+        Cycles of the whole GEMM. The ``cycle`` engine counts them by running; the
+        ``fast`` engine states the closed form, which the tests pin to the former.
+    fold_cycles : int64 array
+        Cycles of each fold in execution order (``for nf: for kf``).
+    folds, pe_utilisation, mac_utilisation
+        See :class:`simulator.timing.GemmTiming`.
+    engine : str
+    trace : bool array (n_cycles, R, C) or None
+        Which PEs performed a valid MAC in each cycle (``cycle`` engine, ``trace=True``).
+    """
+
+    out: np.ndarray
+    n_cycles: int
+    fold_cycles: np.ndarray
+    folds: int
+    pe_utilisation: float
+    mac_utilisation: float
+    engine: str
+    trace: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def cycles(self) -> int:
+        """Alias of ``n_cycles``."""
+        return self.n_cycles
+
+
+class SystolicArray:
+    """A weight-stationary systolic array, possibly with stuck-at faults.
+
+    Parameters
+    ----------
+    cfg : ArrayConfig
+    faults : object with a ``masks`` attribute, or None
+        Per-PE stuck-at masks: an int32 array ``(4, 2, R, C)`` (sites in
+        :data:`simulator.SITES` order; AND then OR mask), each sign-extended to its
+        site's width. :class:`faults.FaultMap` is the usual provider. ``None`` means
+        a fault-free chip.
+    mitigation : None or "bypass"
+        ``"bypass"`` routes ``psum_in`` and ``a_in`` around every faulty PE.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> arr = SystolicArray(ArrayConfig(4, 4))
+    >>> x = np.ones((3, 5), np.int8); w = np.ones((5, 2), np.int8)
+    >>> res = arr.matmul(x, w)
+    >>> res.out.tolist(), res.n_cycles
+    ([[5, 5], [5, 5], [5, 5]], 26)
+    """
+
+    def __init__(self, cfg: ArrayConfig, faults=None, mitigation: str | None = None):
+        if not isinstance(cfg, ArrayConfig):
+            raise ConfigError(f"cfg must be an ArrayConfig; got {type(cfg).__name__}.")
+        if mitigation not in MITIGATIONS:
+            raise ConfigError(f"mitigation must be one of {list(MITIGATIONS)}; got {mitigation!r}.")
+        self.cfg = cfg
+        self.faults = faults
+        self.mitigation = mitigation
+        self._masks = identity_masks(cfg) if faults is None else _check_masks(cfg, faults)
+        ident = (self._masks[:, 0] == -1) & (self._masks[:, 1] == 0)
+        self._faulty = ~ident.all(axis=0)
+
+    @property
+    def masks(self) -> np.ndarray:
+        """The validated ``(4, 2, R, C)`` masks (a copy)."""
+        return self._masks.copy()
+
+    @property
+    def faulty(self) -> np.ndarray:
+        """Bool ``(R, C)``: PEs with any stuck-at fault."""
+        return self._faulty.copy()
+
+    def __repr__(self):
+        n = int(self._faulty.sum())
+        return f"SystolicArray({self.cfg.rows}x{self.cfg.cols}, {n} faulty PEs, mitigation={self.mitigation!r})"
+
+    def matmul(self, x, w, engine: str = "fast", trace: bool = False) -> MatmulResult:
+        """Run ``Y = x @ w`` on the array.
+
+        Parameters
+        ----------
+        x : int8 array (M, K)
+            Activations, one row per input vector.
+        w : int8 array (K, N)
+            Weights; K is mapped onto array rows, N onto columns.
+        engine : {"fast", "cycle"}
+        trace : bool
+            Record the per-cycle PE activity (``cycle`` engine only, small runs).
+
+        Returns
+        -------
+        MatmulResult
+        """
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {list(ENGINES)}; got {engine!r}.")
+        x, w = self._check_operands(x, w)
+        (M, K), N = x.shape, w.shape[1]
+        timing = gemm_timing(self.cfg, M, K, N)
+        prec = self.cfg.precision
+        tr = None
+        if engine == "cycle":
+            bypass = self._faulty.astype(np.uint8) if self.mitigation == "bypass" else np.zeros(self.cfg.shape, np.uint8)
+            if trace:
+                size = timing.n_cycles * self.cfg.n_pes
+                if size > MAX_TRACE:
+                    raise OperandError(
+                        f"trace would hold {size:,} entries (cycles x R x C); at most {MAX_TRACE:,} are allowed. "
+                        "Trace a smaller GEMM."
+                    )
+                tr = np.zeros((timing.n_cycles, *self.cfg.shape), np.bool_)
+            n_workers = 1 if trace else max(1, min(numba.get_num_threads(), timing.folds))
+            out, fold_cycles = run_cycle(x, w, self._masks, bypass, prec.acc_bits, n_workers, tr)
+            n_cycles = int(fold_cycles.sum())
+        else:
+            if trace:
+                raise ConfigError("trace=True needs engine='cycle'; the fast engine does not step cycles.")
+            out = run_fast(x, w, self._masks, self.mitigation == "bypass", prec)
+            fold_cycles = np.full(timing.folds, self.cfg.fold_cycles(M), np.int64)
+            n_cycles = timing.n_cycles
+        return MatmulResult(
+            out=out.astype(np.int32),
+            n_cycles=n_cycles,
+            fold_cycles=fold_cycles,
+            folds=timing.folds,
+            pe_utilisation=timing.pe_utilisation,
+            mac_utilisation=timing.mac_utilisation,
+            engine=engine,
+            trace=tr,
+        )
+
+    def _check_operands(self, x, w):
+        prec = self.cfg.precision
+        for name, a in (("x", x), ("w", w)):
+            if not isinstance(a, np.ndarray):
+                raise OperandError(f"{name} must be a numpy int8 array; got {type(a).__name__}.")
+            if a.dtype != np.int8:
+                raise OperandError(f"{name} must have dtype int8; got {a.dtype}.")
+            if a.ndim != 2:
+                raise OperandError(f"{name} must be 2-D; got shape {a.shape}.")
+            if 0 in a.shape:
+                raise OperandError(f"{name} must not be empty; got shape {a.shape}.")
+        if x.shape[1] != w.shape[0]:
+            raise OperandError(f"x is {x.shape} and w is {w.shape}: x.shape[1] must equal w.shape[0].")
+        for name, a, (lo, hi) in (("x", x, prec.act_range()), ("w", w, prec.weight_range())):
+            if (lo, hi) != (-128, 127) and (a.min() < lo or a.max() > hi):
+                raise OperandError(
+                    f"{name} values must lie in [{lo}, {hi}] for {prec.name}; got [{a.min()}, {a.max()}]."
+                )
+        return np.ascontiguousarray(x), np.ascontiguousarray(w)
+
+
+def _check_masks(cfg: ArrayConfig, faults) -> np.ndarray:
+    masks = getattr(faults, "masks", None)
+    if not isinstance(masks, np.ndarray):
+        raise FaultMaskError(
+            f"faults must provide a numpy 'masks' array (e.g. a faults.FaultMap); got {type(faults).__name__}."
+        )
+    check_masks(cfg, masks)
+    return masks.copy()
+
+
+def check_masks(cfg: ArrayConfig, masks: np.ndarray) -> None:
+    """Raise :class:`FaultMaskError` unless ``masks`` are valid stuck-at masks for ``cfg``.
+
+    Valid means: int32, shape ``(4, 2, R, C)``, and every mask sign-extended from its
+    site's width (so a site's bits above its width follow its top bit).
+    """
+    want = (len(SITES), 2, cfg.rows, cfg.cols)
+    if masks.shape != want:
+        raise FaultMaskError(f"fault masks have shape {masks.shape}; this {cfg.rows}x{cfg.cols} array needs {want}.")
+    if masks.dtype != np.int32:
+        raise FaultMaskError(f"fault masks must have dtype int32; got {masks.dtype}.")
+    for i, (site, bits) in enumerate(zip(SITES, cfg.precision.widths())):
+        if bits < 32:
+            sh = 32 - bits
+            canon = (masks[i] << sh) >> sh
+            if not np.array_equal(canon, masks[i]):
+                raise FaultMaskError(
+                    f"{site} masks must be sign-extended {bits}-bit patterns for {cfg.precision.name}."
+                )

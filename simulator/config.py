@@ -1,0 +1,65 @@
+"""Array configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from numbers import Integral
+
+from .errors import ConfigError
+from .precision import INT8, IntPrecision
+
+__all__ = ["ArrayConfig", "MAX_DIM"]
+
+MAX_DIM = 4096
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Shape and arithmetic of a weight-stationary systolic array.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Number of PE rows ``R`` (the reduction dimension K is mapped onto rows) and
+        columns ``C`` (output channels N are mapped onto columns), each in [1, 4096].
+    precision : IntPrecision
+        PE arithmetic; int8 x int8 -> int32 wrap-around by default.
+
+    Examples
+    --------
+    >>> ArrayConfig(rows=32, cols=16).n_pes
+    512
+    """
+
+    rows: int
+    cols: int
+    precision: IntPrecision = field(default=INT8)
+
+    def __post_init__(self):
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or not 1 <= value <= MAX_DIM:
+                raise ConfigError(
+                    f"ArrayConfig.{name} must be an int in [1, {MAX_DIM}]; got {value!r}."
+                )
+            object.__setattr__(self, name, int(value))
+        if not isinstance(self.precision, IntPrecision):
+            raise ConfigError(
+                f"ArrayConfig.precision must be an IntPrecision; got {type(self.precision).__name__}."
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.cols)
+
+    @property
+    def n_pes(self) -> int:
+        return self.rows * self.cols
+
+    def folds(self, k: int, n: int) -> tuple[int, int]:
+        """Number of row folds ``ceil(K/R)`` and column folds ``ceil(N/C)`` of a GEMM."""
+        return -(-k // self.rows), -(-n // self.cols)
+
+    def fold_cycles(self, m: int) -> int:
+        """Cycles of one fold streaming ``m`` input vectors: ``2R + C + m - 2``."""
+        return 2 * self.rows + self.cols + m - 2

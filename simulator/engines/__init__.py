@@ -1,0 +1,1 @@
+"""Execution engines: ``cycle`` (register-level reference) and ``fast`` (production)."""

@@ -1,0 +1,249 @@
+"""The ``fast`` engine: bit-identical to the ``cycle`` engine at close to GEMM cost.
+
+How it stays exact while using BLAS:
+
+* **Exact integer GEMM on floating-point BLAS.** A sum of at most ``2**24 / max|product|``
+  integer products (1,024 for int8) never leaves the range in which float32 represents
+  every integer, whatever order BLAS adds in. Longer reductions are cut into chunks of
+  that length, each converted to int64 and added. Wrap-around to ``acc_bits`` is applied
+  at the end: addition modulo ``2**acc_bits`` is associative, so where the wrap happens
+  does not change a bit.
+* **Linear faults go into the operands.** A stuck-at fault in a *weight* register just
+  changes that PE's weight. A stuck-at fault in an *act* latch at PE ``(r, c0)`` changes
+  the activation seen by PEs ``(r, c >= c0)``: it becomes ``f(x)`` with ``f`` the masking.
+  That is still linear in the products, so the engine appends a virtual reduction row
+  carrying ``f(x)`` whose weights are the row's weights on columns ``>= c0`` (and zeroes
+  the original row there). Several act faults in a row give one segment each.
+* **Nonlinear faults are replayed exactly.** A faulty *product* or *psum* register at PE
+  ``(r, c)`` masks a value in the middle of column ``c``'s chain. The engine needs the
+  fault-free partial sum of the rows above ``r`` (one more GEMM column per faulty PE and
+  column fold, computed in the same exact way) and then replays the column's chain of
+  faulty PEs in a small Numba kernel. The difference between the replayed and the
+  fault-free chain is added to the main GEMM.
+* **Bypass** equals the fault-free array with the weights on faulty PEs set to zero
+  (DESIGN.md); that is what this engine computes. The test-suite checks the equivalence
+  against the ``cycle`` engine, which models the bypass multiplexers themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+from threadpoolctl import ThreadpoolController
+
+__all__ = ["run_fast", "exact_matmul"]
+
+_F32_EXACT = 1 << 24
+_BLOCK = 128  # input vectors per replay block (measured: 64..256 are all close)
+
+
+def exact_matmul(a, b, max_abs_product):
+    """``a @ b`` of small integers, exact, as int64, computed with float BLAS.
+
+    Parameters
+    ----------
+    a : integer array (M, K); b : integer array (K, N)
+    max_abs_product : int
+        Bound on ``|a[m, k] * b[k, n]|``; decides how long a float32 reduction may be.
+    """
+    M, K = a.shape
+    N = b.shape[1]
+    chunk = _F32_EXACT // max(1, int(max_abs_product))
+    if K == 0 or M == 0 or N == 0:
+        return np.zeros((M, N), np.int64)
+    if chunk < 64:  # wide operands: float64 is exact up to 2**53
+        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    if K <= chunk:
+        return (a.astype(np.float32) @ b.astype(np.float32)).astype(np.int64)
+    out = np.zeros((M, N), np.int64)
+    for k0 in range(0, K, chunk):
+        k1 = min(K, k0 + chunk)
+        out += (a[:, k0:k1].astype(np.float32) @ b[k0:k1].astype(np.float32)).astype(np.int64)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _wrap(v, shift):
+    return (v << shift) >> shift
+
+
+@njit(cache=True, parallel=True)
+def _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift):
+    """Add to ``y`` the difference between each faulty column chain and its fault-free sum.
+
+    A chain is one output column ``n`` in one row fold; its events (faulty product or
+    psum PEs) are in row order. ``ev[e] = (lo, hi, aug_idx, w)``: the augmented
+    reduction columns ``[lo, hi)`` of the fault-free rows since the previous event, the
+    column feeding the event's PE and its (effective) weight. ``emask[e]`` holds the
+    PE's product AND/OR and psum AND/OR masks. Inputs are processed in blocks of
+    ``_BLOCK`` vectors so each weight is loaded once per block (and SIMD runs over m).
+    """
+    M = y.shape[0]
+    B = _BLOCK
+    n_chains = chain_n.shape[0]
+    for b in prange((M + B - 1) // B):
+        m0 = b * B
+        nb = min(M, m0 + B) - m0
+        s = np.zeros(B, np.int64)
+        pp = np.zeros(B, np.int64)
+        seg = np.zeros(B, np.int32)
+        for g in range(n_chains):
+            n = chain_n[g]
+            s[:] = 0
+            pp[:] = 0
+            for e in range(chain_ptr[g], chain_ptr[g + 1]):
+                seg[:] = 0
+                if nb == B:  # constant trip count: vectorises
+                    for k in range(ev[e, 0], ev[e, 1]):
+                        wk = np.int32(waT[n, k])
+                        xr = xaT[k, m0 : m0 + B]
+                        for i in range(B):
+                            seg[i] += np.int32(xr[i]) * wk
+                else:
+                    for k in range(ev[e, 0], ev[e, 1]):
+                        wk = np.int32(waT[n, k])
+                        for i in range(nb):
+                            seg[i] += np.int32(xaT[k, m0 + i]) * wk
+                a = ev[e, 2]
+                for i in range(nb):
+                    pf = np.int64(xaT[a, m0 + i]) * ev[e, 3]
+                    prod = (pf & emask[e, 0]) | emask[e, 1]
+                    s[i] = (_wrap(s[i] + seg[i] + prod, shift) & emask[e, 2]) | emask[e, 3]
+                    pp[i] += seg[i] + pf
+            for i in range(nb):
+                y[m0 + i, n] += s[i] - pp[i]
+
+
+def _identity(masks):
+    return (masks[:, 0] == -1) & (masks[:, 1] == 0)  # (4, R, C)
+
+
+def _tile(a, nkf, N):
+    R, C = a.shape
+    return np.tile(a, (nkf, -(-N // C)))[:, :N]
+
+
+def run_fast(x, w, masks, bypass, precision):
+    """Compute the array's GEMM result (int64, wrapped to ``acc_bits``).
+
+    Parameters mirror :func:`simulator.engines.cycle.run_cycle`; ``bypass`` is a bool
+    telling whether faulty PEs are bypassed.
+    """
+    R, C = masks.shape[2:]
+    M, K = x.shape
+    N = w.shape[1]
+    shift = np.int64(64 - precision.acc_bits)
+    maxp = precision.max_abs_product()
+    ident = _identity(masks)
+    faulty = ~ident.all(axis=0)
+    nkf = -(-K // R)
+    if not faulty.any():
+        return _wrap_np(exact_matmul(x, w, maxp), shift)
+    if bypass:
+        keep = ~_tile(faulty, nkf, N)[:K]
+        return _wrap_np(exact_matmul(x, np.where(keep, w, 0).astype(np.int8), maxp), shift)
+
+    Kp = nkf * R
+    xp = np.zeros((M, Kp), np.int8)
+    xp[:, :K] = x
+    wp = np.zeros((Kp, N), np.int16)
+    wp[:K] = w
+    w_eff = (wp & _tile(masks[1, 0], nkf, N)) | _tile(masks[1, 1], nkf, N)
+    xa, wa, fold_ptr, row_pos, seg_of = _augment(xp, w_eff, masks[0], ident[0], R, C)
+    nonlin = ~(ident[2] & ident[3])
+    if not nonlin.any():
+        return _wrap_np(exact_matmul(xa, wa, maxp), shift)
+    # OpenBLAS worker threads spin for ~0.1 s after a call and halve the speed of Numba
+    # threads that run next to them (measured); one BLAS thread has no workers.
+    with _blas_single_thread():
+        y = exact_matmul(xa, wa, maxp)
+    ev, emask, chain_ptr, chain_n = _chains(nonlin, masks, wa, fold_ptr, row_pos, seg_of, N)
+    xaT, waT = np.ascontiguousarray(xa.T), np.ascontiguousarray(wa.T)
+    _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift)
+    return _wrap_np(y, shift)
+
+
+_controller = None
+
+
+def _blas_single_thread():
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def _wrap_np(v, shift):
+    return (v << shift) >> shift
+
+
+def _augment(xp, w_eff, act_masks, act_ident, R, C):
+    """Append one virtual reduction row per act fault (see module docstring).
+
+    Returns the augmented operands, ``fold_ptr`` (first augmented column of each row
+    fold, plus the end), ``row_pos[r]`` (offset of array row ``r`` inside a fold) and
+    ``seg_of[r, c]`` (offset, from ``row_pos[r]``, of the column that feeds PE (r, c)).
+    """
+    M, Kp = xp.shape
+    N = w_eff.shape[1]
+    nkf = Kp // R
+    seg_of = np.cumsum(~act_ident, axis=1)
+    row_pos = np.concatenate([[0], np.cumsum(1 + seg_of[:, -1])])
+    per_fold = int(row_pos[-1])
+    fold_ptr = np.arange(nkf + 1) * per_fold
+    if per_fold == R:  # no act faults: the operands are the padded ones
+        return xp, w_eff.astype(np.int8), fold_ptr, row_pos[:-1], seg_of
+    # one entry per augmented row of a fold: array row, column range, activation LUT
+    levels = np.arange(-128, 128)
+    src_r, lo, hi, luts = [], [], [], []
+    for r in range(R):
+        cuts = np.nonzero(~act_ident[r])[0]
+        bounds = np.concatenate([[0], cuts, [C]])
+        v = levels
+        for j in range(len(bounds) - 1):
+            if j > 0:
+                c0 = cuts[j - 1]
+                v = (v & act_masks[0, r, c0]) | act_masks[1, r, c0]
+            src_r.append(r)
+            lo.append(bounds[j])
+            hi.append(bounds[j + 1])
+            luts.append(v)
+    src_r, lo, hi, luts = map(np.asarray, (src_r, lo, hi, luts))
+    src_k = (np.arange(nkf)[:, None] * R + src_r[None, :]).ravel()
+    entry = np.tile(np.arange(per_fold), nkf)
+    xa = luts[entry[None, :], xp[:, src_k].astype(np.int16) + 128].astype(np.int8)
+    col = np.arange(N) % C
+    keep = (col[None, :] >= lo[entry, None]) & (col[None, :] < hi[entry, None])
+    wa = np.where(keep, w_eff[src_k], 0).astype(np.int8)
+    return xa, wa, fold_ptr, row_pos[:-1], seg_of
+
+
+def _chains(nonlin, masks, wa, fold_ptr, row_pos, seg_of, N):
+    """Lay out the faulty-PE chains of every (row fold, output column) for the replay kernel."""
+    R, C = nonlin.shape
+    nkf = len(fold_ptr) - 1
+    ev_r, ev_c = np.nonzero(nonlin)
+    order = np.lexsort((ev_r, ev_c))  # by array column, then row
+    ev_r, ev_c = ev_r[order], ev_c[order]
+    # one chain per (kf, n): instances ordered by kf, n, r
+    n_cf = -(-N // C)
+    kf_i, nf_i, e_i = np.meshgrid(np.arange(nkf), np.arange(n_cf), np.arange(ev_r.size), indexing="ij")
+    kf_i, nf_i, e_i = kf_i.ravel(), nf_i.ravel(), e_i.ravel()
+    n_i = nf_i * C + ev_c[e_i]
+    ok = n_i < N
+    kf_i, n_i, e_i = kf_i[ok], n_i[ok], e_i[ok]
+    order = np.lexsort((ev_r[e_i], n_i, kf_i))
+    kf_i, n_i, e_i = kf_i[order], n_i[order], e_i[order]
+    r_i, c_i = ev_r[e_i], ev_c[e_i]
+    new_chain = np.ones(n_i.size, bool)
+    new_chain[1:] = (kf_i[1:] != kf_i[:-1]) | (n_i[1:] != n_i[:-1])
+    base = fold_ptr[kf_i]
+    hi = base + row_pos[r_i]  # fault-free rows above this event's row
+    prev_r = np.where(new_chain, -1, np.concatenate([[-1], r_i[:-1]]))
+    lo = base + row_pos[prev_r + 1]  # ... starting after the previous event's row
+    aug = hi + seg_of[r_i, c_i]
+    ev = np.stack([lo, hi, aug, wa[aug, n_i]], axis=1).astype(np.int64)
+    emask = np.stack([masks[2, 0, r_i, c_i], masks[2, 1, r_i, c_i], masks[3, 0, r_i, c_i], masks[3, 1, r_i, c_i]], axis=1)
+    starts = np.nonzero(new_chain)[0]
+    chain_ptr = np.append(starts, n_i.size).astype(np.int64)
+    return ev, emask.astype(np.int64), chain_ptr, n_i[starts].astype(np.int64)

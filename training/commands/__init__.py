@@ -1,0 +1,1 @@
+"""Sub-commands of ``efat``: each module has ``register(subparsers)``."""
