@@ -143,13 +143,11 @@ def run_fast(x, w, masks, bypass, precision):
         keep = ~_tile(faulty, nkf, N)[:K]
         return _wrap_np(exact_matmul(x, np.where(keep, w, 0).astype(np.int8), maxp), shift)
 
-    Kp = nkf * R
-    xp = np.zeros((M, Kp), np.int8)
-    xp[:, :K] = x
-    wp = np.zeros((Kp, N), np.int16)
+    wp = np.zeros((nkf * R, N), np.int16)
     wp[:K] = w
     w_eff = (wp & _tile(masks[1, 0], nkf, N)) | _tile(masks[1, 1], nkf, N)
-    xa, wa, fold_ptr, row_pos, seg_of = _augment(xp, w_eff, masks[0], ident[0], R, C)
+    aug = _augment(x, w_eff, masks[0], ident[0], R, C)
+    xa, wa = aug.x, aug.w
     nonlin = ~(ident[2] & ident[3])
     if not nonlin.any():
         return _wrap_np(exact_matmul(xa, wa, maxp), shift)
@@ -157,7 +155,7 @@ def run_fast(x, w, masks, bypass, precision):
     # threads that run next to them (measured); one BLAS thread has no workers.
     with _blas_single_thread():
         y = exact_matmul(xa, wa, maxp)
-    ev, emask, chain_ptr, chain_n = _chains(nonlin, masks, wa, fold_ptr, row_pos, seg_of, N)
+    ev, emask, chain_ptr, chain_n = _chains(nonlin, masks, aug, N)
     xaT, waT = np.ascontiguousarray(xa.T), np.ascontiguousarray(wa.T)
     _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift)
     return _wrap_np(y, shift)
@@ -177,54 +175,69 @@ def _wrap_np(v, shift):
     return (v << shift) >> shift
 
 
-def _augment(xp, w_eff, act_masks, act_ident, R, C):
+class _Augmented:
+    """Augmented operands and the bookkeeping that maps array positions into them.
+
+    Index space: a *full* augmented row ``i = kf * per_fold + row_pos[r] + j`` exists for
+    every row fold ``kf``, array row ``r`` and act segment ``j`` of that row. Rows whose
+    weights are all zero contribute nothing and are dropped; ``pos[i]`` is the number of
+    kept rows before ``i``, so a range ``[lo, hi)`` of full rows is ``[pos[lo], pos[hi])``
+    of kept ones.
+    """
+
+    def __init__(self, x, w, keep, per_fold, row_pos, seg_of):
+        self.x, self.w, self.keep = x, w, keep
+        self.per_fold, self.row_pos, self.seg_of = per_fold, row_pos, seg_of
+        self.pos = np.concatenate([[0], np.cumsum(keep)])
+
+
+def _augment(x, w_eff, act_masks, act_ident, R, C):
     """Append one virtual reduction row per act fault (see module docstring).
 
-    Returns the augmented operands, ``fold_ptr`` (first augmented column of each row
-    fold, plus the end), ``row_pos[r]`` (offset of array row ``r`` inside a fold) and
-    ``seg_of[r, c]`` (offset, from ``row_pos[r]``, of the column that feeds PE (r, c)).
+    Reduction rows beyond ``K`` (idle rows of the last row fold) see activation 0, which
+    an act fault can still turn into a constant; they are kept only if some weight there
+    is non-zero (a weight stuck at 1 on an idle PE).
     """
-    M, Kp = xp.shape
+    M, K = x.shape
     N = w_eff.shape[1]
-    nkf = Kp // R
+    nkf = w_eff.shape[0] // R
     seg_of = np.cumsum(~act_ident, axis=1)
-    row_pos = np.concatenate([[0], np.cumsum(1 + seg_of[:, -1])])
+    n_seg = 1 + seg_of[:, -1]
+    row_pos = np.concatenate([[0], np.cumsum(n_seg)])
     per_fold = int(row_pos[-1])
-    fold_ptr = np.arange(nkf + 1) * per_fold
-    if per_fold == R:  # no act faults: the operands are the padded ones
-        return xp, w_eff.astype(np.int8), fold_ptr, row_pos[:-1], seg_of
     # one entry per augmented row of a fold: array row, column range, activation LUT
-    levels = np.arange(-128, 128)
-    src_r, lo, hi, luts = [], [], [], []
-    for r in range(R):
+    src_r = np.repeat(np.arange(R), n_seg)
+    lo = np.zeros(per_fold, np.int64)
+    hi = np.full(per_fold, C, np.int64)
+    luts = np.tile(np.arange(-128, 128, dtype=np.int64), (per_fold, 1))
+    for r in np.nonzero(n_seg > 1)[0]:
         cuts = np.nonzero(~act_ident[r])[0]
-        bounds = np.concatenate([[0], cuts, [C]])
-        v = levels
-        for j in range(len(bounds) - 1):
-            if j > 0:
-                c0 = cuts[j - 1]
-                v = (v & act_masks[0, r, c0]) | act_masks[1, r, c0]
-            src_r.append(r)
-            lo.append(bounds[j])
-            hi.append(bounds[j + 1])
-            luts.append(v)
-    src_r, lo, hi, luts = map(np.asarray, (src_r, lo, hi, luts))
-    src_k = (np.arange(nkf)[:, None] * R + src_r[None, :]).ravel()
+        base = row_pos[r]
+        lo[base + 1 : base + n_seg[r]] = cuts
+        hi[base : base + n_seg[r] - 1] = cuts
+        for j, c0 in enumerate(cuts, start=1):
+            luts[base + j] = (luts[base + j - 1] & act_masks[0, r, c0]) | act_masks[1, r, c0]
     entry = np.tile(np.arange(per_fold), nkf)
-    xa = luts[entry[None, :], xp[:, src_k].astype(np.int16) + 128].astype(np.int8)
+    src_k = np.repeat(np.arange(nkf) * R, per_fold) + src_r[entry]
     col = np.arange(N) % C
-    keep = (col[None, :] >= lo[entry, None]) & (col[None, :] < hi[entry, None])
-    wa = np.where(keep, w_eff[src_k], 0).astype(np.int8)
-    return xa, wa, fold_ptr, row_pos[:-1], seg_of
+    in_seg = (col[None, :] >= lo[entry, None]) & (col[None, :] < hi[entry, None])
+    wa = np.where(in_seg, w_eff[src_k], 0).astype(np.int8)
+    keep = wa.any(axis=1)
+    entry, src_k, wa = entry[keep], src_k[keep], wa[keep]
+    if per_fold == R and np.array_equal(src_k, np.arange(K)):
+        xa = x  # no act faults, no live idle rows: the operand itself
+    else:
+        x_ext = np.concatenate([x, np.zeros((M, 1), np.int8)], axis=1)
+        xk = x_ext[:, np.minimum(src_k, K)].astype(np.int64) + 128
+        xa = luts[entry[None, :], xk].astype(np.int8)
+    return _Augmented(xa, wa, keep, per_fold, row_pos[:-1], seg_of)
 
 
-def _chains(nonlin, masks, wa, fold_ptr, row_pos, seg_of, N):
+def _chains(nonlin, masks, aug, N):
     """Lay out the faulty-PE chains of every (row fold, output column) for the replay kernel."""
     R, C = nonlin.shape
-    nkf = len(fold_ptr) - 1
+    nkf = len(aug.keep) // aug.per_fold
     ev_r, ev_c = np.nonzero(nonlin)
-    order = np.lexsort((ev_r, ev_c))  # by array column, then row
-    ev_r, ev_c = ev_r[order], ev_c[order]
     # one chain per (kf, n): instances ordered by kf, n, r
     n_cf = -(-N // C)
     kf_i, nf_i, e_i = np.meshgrid(np.arange(nkf), np.arange(n_cf), np.arange(ev_r.size), indexing="ij")
@@ -237,12 +250,16 @@ def _chains(nonlin, masks, wa, fold_ptr, row_pos, seg_of, N):
     r_i, c_i = ev_r[e_i], ev_c[e_i]
     new_chain = np.ones(n_i.size, bool)
     new_chain[1:] = (kf_i[1:] != kf_i[:-1]) | (n_i[1:] != n_i[:-1])
-    base = fold_ptr[kf_i]
-    hi = base + row_pos[r_i]  # fault-free rows above this event's row
+    base = kf_i * aug.per_fold
+    hi = base + aug.row_pos[r_i]  # fault-free rows above this event's row
     prev_r = np.where(new_chain, -1, np.concatenate([[-1], r_i[:-1]]))
-    lo = base + row_pos[prev_r + 1]  # ... starting after the previous event's row
-    aug = hi + seg_of[r_i, c_i]
-    ev = np.stack([lo, hi, aug, wa[aug, n_i]], axis=1).astype(np.int64)
+    lo = base + aug.row_pos[prev_r + 1]  # ... starting after the previous event's row
+    full = hi + aug.seg_of[r_i, c_i]  # the row feeding the event's PE
+    kept = aug.keep[full]
+    a_idx = np.where(kept, aug.pos[full], 0)
+    wv = np.zeros(n_i.size, np.int64)  # a dropped row has weight 0
+    wv[kept] = aug.w[a_idx[kept], n_i[kept]]
+    ev = np.stack([aug.pos[lo], aug.pos[hi], a_idx, wv], axis=1).astype(np.int64)
     emask = np.stack([masks[2, 0, r_i, c_i], masks[2, 1, r_i, c_i], masks[3, 0, r_i, c_i], masks[3, 1, r_i, c_i]], axis=1)
     starts = np.nonzero(new_chain)[0]
     chain_ptr = np.append(starts, n_i.size).astype(np.int64)
