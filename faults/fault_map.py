@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
@@ -115,15 +116,18 @@ class FaultMap:
             raise FaultError(f"value must be 0, 1 or None (random); got {value!r}.")
         widths = [cfg.precision.site_bits(s) for s in names]
         bit_choices = [_bit_choices(s, w, bits) for s, w in zip(names, widths)]
-        masks = identity_masks(cfg)
         rows, cols = np.nonzero(pes)
-        for r, c in zip(rows, cols):
-            for _ in range(faults_per_pe):
-                i = int(rng.choice(len(names), p=probs))
-                bit = int(rng.choice(bit_choices[i]))
-                val = int(rng.integers(2)) if value is None else int(value)
-                _set_bit(masks, SITES.index(names[i]), widths[i], r, c, bit, val)
-        return cls(cfg, masks)
+        n = rows.size * faults_per_pe
+        which = rng.choice(len(names), size=n, p=probs)  # PE-major: PE 0's faults first
+        n_choices = np.array([len(b) for b in bit_choices])
+        table = np.zeros((len(names), n_choices.max()), np.int64)
+        for i, choices in enumerate(bit_choices):
+            table[i, : len(choices)] = choices
+        bit = table[which, (rng.random(n) * n_choices[which]).astype(np.int64)]
+        val = rng.integers(0, 2, size=n) if value is None else np.full(n, int(value))
+        site = np.array([SITES.index(s) for s in names])[which]
+        r, c = np.repeat(rows, faults_per_pe), np.repeat(cols, faults_per_pe)
+        return cls(cfg, _masks_from_faults(cfg, site, r, c, bit, val))
 
     def with_fault(self, row: int, col: int, fault: StuckAt) -> FaultMap:
         """A copy with ``fault`` added at PE ``(row, col)`` (replacing one on the same bit)."""
@@ -267,7 +271,7 @@ def read_npz(path, kind: str, keys: Sequence[str]):
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as e:
         raise FaultFileError(f"{path}: not a readable .npz file ({e}).") from None
     missing = [k for k in ("kind", "version", "shape", "widths", *keys) if k not in data]
     if missing:
@@ -332,6 +336,27 @@ def _bit_choices(site: str, width: int, bits):
     if ok.size == 0:
         raise FaultError(f"none of bits {chosen.tolist()} exists in the {width}-bit {site} register.")
     return ok
+
+
+def _masks_from_faults(cfg: ArrayConfig, site, r, c, bit, val) -> np.ndarray:
+    """Masks with the given stuck bits; of several faults on one bit the last one wins."""
+    R, C = cfg.shape
+    key = ((site * R + r) * C + c) * 32 + bit
+    _, last = np.unique(key[::-1], return_index=True)
+    keep = len(key) - 1 - last
+    site, r, c, bit, val = site[keep], r[keep], c[keep], bit[keep], val[keep]
+    stuck = np.zeros((len(SITES), R, C), np.int64)
+    ones = np.zeros((len(SITES), R, C), np.int64)
+    np.bitwise_or.at(stuck, (site, r, c), np.left_shift(1, bit))
+    np.bitwise_or.at(ones, (site, r, c), np.left_shift(val.astype(np.int64), bit))
+    masks = identity_masks(cfg)
+    for s, width in enumerate(cfg.precision.widths()):
+        full = (1 << width) - 1
+        and_p = ~stuck[s] & full
+        sign = 1 << (width - 1)
+        masks[s, 0] = ((and_p ^ sign) - sign).astype(np.int32)
+        masks[s, 1] = ((ones[s] ^ sign) - sign).astype(np.int32)
+    return masks
 
 
 def _set_bit(masks, s: int, width: int, r: int, c: int, bit: int, value: int) -> None:
