@@ -2,6 +2,17 @@
 
 from .errors import FaultError, FaultFileError
 from .fault_map import FaultMap
+from .population import RATE_FORMS, SPATIAL_MODELS, Chip, Population
 from .stuck_at import SITES, StuckAt
 
-__all__ = ["StuckAt", "FaultMap", "SITES", "FaultError", "FaultFileError"]
+__all__ = [
+    "StuckAt",
+    "FaultMap",
+    "Population",
+    "Chip",
+    "SITES",
+    "SPATIAL_MODELS",
+    "RATE_FORMS",
+    "FaultError",
+    "FaultFileError",
+]
