@@ -7,6 +7,7 @@ from .array import ENGINES, MITIGATIONS, MatmulResult, SystolicArray, check_mask
 from .config import ArrayConfig
 from .errors import ConfigError, FaultMaskError, OperandError
 from .precision import INT8, SITES, IntPrecision
+from .scalesim import ConvParams, Layer, ScaleSimReport, layer_timings, read_config, read_topology, scalesim_report
 from .timing import GemmTiming, gemm_timing
 
 __all__ = [
@@ -22,6 +23,13 @@ __all__ = [
     "check_masks",
     "GemmTiming",
     "gemm_timing",
+    "ConvParams",
+    "Layer",
+    "ScaleSimReport",
+    "read_topology",
+    "read_config",
+    "layer_timings",
+    "scalesim_report",
     "ConfigError",
     "OperandError",
     "FaultMaskError",

@@ -5,8 +5,14 @@ of weight load, R - 1 of input skew, T of streaming and C - 1 of drain. A GEMM r
 ``ceil(K/R) * ceil(N/C)`` folds one after another. The ``cycle`` engine reproduces
 these counts by running the registers; this module states them in closed form.
 
-SCALE-Sim v3 reports, for the same stall-free WS run, one cycle less per layer: it
-prints the 0-based index of the last output cycle, we count cycles.
+SCALE-Sim v3 reports, for the same stall-free WS run, one cycle less per *layer* (not
+per fold): its ``total_cycles`` is the 0-based index of the last output cycle, we count
+cycles. (Read off scalesim 3.0.0: ``systolic_compute_ws`` makes each fold
+``2R + C + T - 2`` lines long, and the memory model reports the index of the last one;
+``bench/bench_scalesim.py`` confirms it on real runs.) See :mod:`simulator.scalesim` for
+how SCALE-Sim topologies become GEMMs; note SCALE-Sim's output size rule
+``ceil((ifmap - filter + stride) / stride)``, which differs from PyTorch's
+``(ifmap - filter) // stride + 1`` when ``ifmap - filter`` is not a multiple of the stride.
 """
 
 from __future__ import annotations
