@@ -1,0 +1,99 @@
+"""Per-layer GEMMs, folds, cycles, utilisation and arithmetic intensity of a model."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+from simulator import ArrayConfig, SystolicArray, gemm_timing
+
+from .errors import MappingError
+from .lowering import gemm_dims
+from .model import QuantizedModel, lowered_layers
+
+__all__ = ["LayerReport", "layer_report", "format_report"]
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One lowered layer on one array.
+
+    ``bytes_moved`` counts int8 activations (M*K) and weights (K*N) in and int32 outputs
+    (4*M*N) out once each; ``intensity`` is MACs per byte moved.
+    """
+
+    name: str
+    kind: str
+    m: int
+    k: int
+    n: int
+    folds: int
+    n_cycles: int
+    pe_utilisation: float
+    mac_utilisation: float
+    macs: int
+    bytes_moved: int
+    intensity: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def layer_report(model, input_shape, cfg: ArrayConfig, batch: int = 1) -> list[LayerReport]:
+    """Report every lowered layer of ``model`` for inputs of ``input_shape`` (without batch).
+
+    Parameters
+    ----------
+    model : nn.Module or QuantizedModel
+    input_shape : tuple
+        One input's shape, e.g. ``(1, 28, 28)``.
+    cfg : ArrayConfig
+    batch : int
+        Inputs streamed together (M grows with it; weights load once per fold).
+    """
+    qm = model if isinstance(model, QuantizedModel) else None
+    module = qm.module if qm else model
+    targets = lowered_layers(module)
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(inp[0].shape)))
+             for n, m in targets]
+    # a QuantizedModel needs an array to run its forward: a fault-free one of this shape
+    attached = qm.on(SystolicArray(replace(cfg, precision=qm.precision))) if qm else contextlib.nullcontext()
+    was_training = module.training
+    module.eval()
+    try:
+        with attached, torch.no_grad():
+            module(torch.zeros((batch, *input_shape)))
+    except RuntimeError as e:
+        raise MappingError(f"input shape {tuple(input_shape)} does not fit the model: {e}") from None
+    finally:
+        for h in hooks:
+            h.remove()
+        module.train(was_training)
+    rows = []
+    for name, layer in targets:
+        if name not in shapes:
+            continue  # a layer the forward pass does not use
+        m, k, n = gemm_dims(layer, shapes[name])
+        t = gemm_timing(cfg, m, k, n)
+        moved = m * k + k * n + 4 * m * n
+        rows.append(LayerReport(name, type(layer).__name__.replace("Sim", ""), m, k, n, t.folds, t.n_cycles,
+                                t.pe_utilisation, t.mac_utilisation, t.macs, moved, t.macs / moved))
+    return rows
+
+
+def format_report(rows: list[LayerReport]) -> str:
+    """A plain-text table of a layer report with a total row."""
+    head = ("layer", "type", "M", "K", "N", "folds", "cycles", "pe_util", "mac_util", "MACs", "MAC/byte")
+    body = [(r.name, r.kind, r.m, r.k, r.n, r.folds, r.n_cycles, f"{r.pe_utilisation:.3f}",
+             f"{r.mac_utilisation:.3f}", r.macs, f"{r.intensity:.2f}") for r in rows]
+    total = ("TOTAL", "", "", "", "", sum(r.folds for r in rows), sum(r.n_cycles for r in rows), "", "",
+             sum(r.macs for r in rows), f"{sum(r.macs for r in rows) / max(1, sum(r.bytes_moved for r in rows)):.2f}")
+    table = [head, *body, total]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    lines = ["  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+             for row in table]
+    lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
