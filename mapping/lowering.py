@@ -2,10 +2,10 @@
 
 * ``nn.Linear``: ``X`` = the input rows (all leading dims flattened into M), ``K`` =
   in_features, ``N`` = out_features, ``W = weight.T``.
-* ``nn.Conv2d`` (groups=1): im2col with ``torch.nn.functional.unfold``: one row of ``X``
+* ``nn.Conv2d`` (groups=1): im2col (numpy's ``sliding_window_view``): one row of ``X``
   per output pixel (M = batch * OH * OW), ``K = C_in * kh * kw`` ordered channel-major then
   kernel row then kernel column, ``N`` = out_channels, ``W = weight.reshape(N, K).T``.
-  Stride, padding (zeros) and dilation are honoured by ``unfold``.
+  Stride, padding (zeros) and dilation are honoured (as ``F.conv2d`` does; tested).
 
 K is mapped onto array rows and N onto array columns, folded as in DESIGN.md, so weight
 ``W[k, n]`` sits on PE ``(k mod R, n mod C)``.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from .errors import MappingError, UnsupportedLayerError
@@ -65,8 +65,14 @@ def lower_input(module: nn.Module, xq: torch.Tensor) -> np.ndarray:
     """The ``X`` operand (int8, ``(M, K)``) for an integer-valued input tensor."""
     if isinstance(module, nn.Linear):
         return xq.reshape(-1, module.in_features).to(torch.int8).numpy()
-    cols = F.unfold(xq.float(), module.kernel_size, module.dilation, module.padding, module.stride)
-    return cols.transpose(1, 2).reshape(-1, cols.shape[1]).to(torch.int8).numpy()
+    # im2col on int8 (4x less memory traffic than torch's float unfold): a strided view of
+    # the padded input, copied once into (pixels, C * kh * kw) order
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = module.kernel_size, module.stride, module.padding, module.dilation
+    x = np.pad(xq.to(torch.int8).numpy(), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # (B, C, OH, OW, kh, kw)
+    b, c, oh, ow = win.shape[:4]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, c * kh * kw)
 
 
 def restore_output(module: nn.Module, y: torch.Tensor, x_shape: tuple[int, ...]) -> torch.Tensor:

@@ -222,14 +222,20 @@ def _augment(x, w_eff, act_masks, act_ident, R, C):
     col = np.arange(N) % C
     in_seg = (col[None, :] >= lo[entry, None]) & (col[None, :] < hi[entry, None])
     wa = np.where(in_seg, w_eff[src_k], 0).astype(np.int8)
-    keep = wa.any(axis=1)
+    live = src_k < K  # idle rows see activation 0, which only an act fault can change
+    live |= luts[entry, 128] != 0
+    keep = wa.any(axis=1) & live
     entry, src_k, wa = entry[keep], src_k[keep], wa[keep]
-    if per_fold == R and np.array_equal(src_k, np.arange(K)):
+    first_seg = np.arange(per_fold) == row_pos[src_r]  # the segment before any act fault
+    plain = first_seg[entry] & (src_k < K)  # ... of a real row: the input itself
+    if plain.all() and np.array_equal(src_k, np.arange(K)):
         xa = x  # no act faults, no live idle rows: the operand itself
     else:
-        x_ext = np.concatenate([x, np.zeros((M, 1), np.int8)], axis=1)
-        xk = x_ext[:, np.minimum(src_k, K)].astype(np.int64) + 128
-        xa = luts[entry[None, :], xk].astype(np.int8)
+        xa = np.empty((M, src_k.size), np.int8)
+        xa[:, plain] = x[:, src_k[plain]]
+        for j in np.nonzero(~plain)[0]:  # virtual rows: the act-fault LUT applied to the input
+            col = x[:, src_k[j]].astype(np.int16) + 128 if src_k[j] < K else np.full(M, 128, np.int16)
+            xa[:, j] = luts[entry[j]][col]
     return _Augmented(xa, wa, keep, per_fold, row_pos[:-1], seg_of)
 
 
