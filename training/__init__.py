@@ -1,7 +1,22 @@
-"""The DNN side: data, models, fault-aware training, eFAT planning, and the ``efat`` CLI.
+"""The DNN side: data, model zoo, baseline training, fault campaigns and the ``efat`` CLI.
 
-Only the command line lives here so far; data, models and eFAT arrive with the
-mapping and eFAT issues.
+Names are imported lazily, so ``efat population`` does not pay for importing torch.
 """
 
-__all__: list[str] = []
+from importlib import import_module
+
+_EXPORTS = {
+    "data": ("DataError", "Dataset", "load_digits_dataset", "read_idx", "load_mnist", "load_dataset"),
+    "models": ("MLP", "LeNet5", "SmallVGG", "MODELS", "build_model"),
+    "baseline": ("train", "evaluate", "pretrained", "cache_dir_default", "DEFAULT_EPOCHS", "CACHE_VERSION"),
+    "campaign": ("accuracy_vs_rate", "CampaignRow"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module 'training' has no attribute {name!r}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import population, timing
+from .commands import population, simulate, timing
 
-COMMANDS = (population, timing)
+COMMANDS = (simulate, population, timing)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,222 @@
+"""Float training and evaluation of the model zoo, with an on-disk cache of pretrained weights."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from training.data import Dataset
+from training.models import MODELS, build_model
+
+__all__ = ["train", "evaluate", "pretrained", "cache_dir_default", "DEFAULT_EPOCHS", "CACHE_VERSION"]
+
+CACHE_VERSION = 1  # bump when training or the models change so old cache files are ignored
+DEFAULT_EPOCHS = {"mlp": 30, "lenet5": 30, "vgg": 20}
+DEFAULT_LR = 3e-3
+DEFAULT_BATCH_SIZE = 32
+
+
+def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DEFAULT_LR,
+          batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, progress: bool = False,
+          after_step=None, grad_mask=None) -> tuple[nn.Module, list[float]]:
+    """Train ``model`` in place on ``dataset.x_train`` with Adam and cross-entropy.
+
+    Deterministic on CPU for a given ``seed``: each epoch's shuffle comes from a
+    ``torch.Generator`` seeded with ``seed``, and the global RNG is left untouched.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place (left in train mode).
+    dataset : Dataset
+        Training data (``x_train``, ``y_train``).
+    epochs : float
+        Passes over the data; may be fractional, counted in batches:
+        ``round(epochs * ceil(N / batch_size))`` optimizer steps (``0.5`` = half the batches of
+        one epoch). ``0`` trains nothing.
+    lr : float
+        Adam learning rate.
+    batch_size : int
+        Images per optimizer step (the last batch of an epoch may be smaller).
+    seed : int
+        Seed of the shuffling generator.
+    progress : bool
+        Show a tqdm bar over the steps.
+    after_step : callable, optional
+        ``after_step(model)`` is called after every optimizer step, e.g. to clamp or re-impose
+        weights that a faulty chip cannot change.
+    grad_mask : dict of str to Tensor, optional
+        Parameter name (as in ``model.named_parameters()``) -> tensor broadcastable to the
+        parameter; each gradient is multiplied by its mask before the step. With this fresh
+        Adam optimizer, entries whose mask is always 0 are never updated.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The same object, trained.
+    losses : list of float
+        Mean training loss of each (possibly partial) epoch.
+    """
+    from tqdm.auto import tqdm
+
+    if not (isinstance(epochs, (int, float)) and epochs >= 0):
+        raise ValueError(f"epochs must be a number >= 0; got {epochs!r}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size}.")
+    params = dict(model.named_parameters())
+    masks = {}
+    for name, mask in (grad_mask or {}).items():
+        if name not in params:
+            raise ValueError(f"grad_mask names unknown parameter {name!r}; parameters are {', '.join(params)}.")
+        masks[name] = torch.as_tensor(mask, dtype=params[name].dtype)
+    x, y = dataset.x_train, dataset.y_train
+    per_epoch = math.ceil(len(x) / batch_size)
+    n_steps = round(epochs * per_epoch)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    losses, epoch_sum, epoch_n = [], 0.0, 0
+    bar = tqdm(total=n_steps, desc="training", unit="batch", disable=not progress)
+    for step in range(n_steps):
+        if step % per_epoch == 0:
+            order = torch.randperm(len(x), generator=gen)
+        idx = order[(step % per_epoch) * batch_size:][:batch_size]
+        opt.zero_grad()
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        for name, mask in masks.items():
+            if params[name].grad is not None:
+                params[name].grad.mul_(mask)
+        opt.step()
+        if after_step is not None:
+            after_step(model)
+        epoch_sum, epoch_n = epoch_sum + loss.item(), epoch_n + 1
+        if epoch_n == per_epoch or step == n_steps - 1:
+            losses.append(epoch_sum / epoch_n)
+            epoch_sum, epoch_n = 0.0, 0
+        bar.update()
+    bar.close()
+    return model, losses
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)``, in eval mode without gradients.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its train/eval mode is restored afterwards.
+    x, y : torch.Tensor
+        Inputs ``(N, ...)`` and int labels ``(N,)``.
+    batch_size : int
+        Inputs per forward pass.
+
+    Returns
+    -------
+    float
+        Fraction of correct predictions in ``[0, 1]`` (0.0 for no inputs).
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}.")
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(x) if len(x) else 0.0
+
+
+def cache_dir_default() -> Path:
+    """``$EFAT_CACHE_DIR``, else ``$XDG_CACHE_HOME/efat-sim``, else ``~/.cache/efat-sim``."""
+    if os.environ.get("EFAT_CACHE_DIR"):
+        return Path(os.environ["EFAT_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "efat-sim"
+
+
+def _cache_key(name: str, dataset: Dataset, seed: int, epochs: float) -> str:
+    text = "|".join(map(str, (name, dataset.fingerprint(), seed, float(epochs), DEFAULT_LR,
+                              DEFAULT_BATCH_SIZE, CACHE_VERSION)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fresh_model(name: str, dataset: Dataset, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+        torch.manual_seed(seed)
+        return build_model(name, dataset.input_shape, dataset.n_classes)
+
+
+def _save_atomic(state: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def pretrained(name: str, dataset: Dataset, seed: int = 0, epochs: float | None = None,
+               cache_dir=None, progress: bool = False) -> nn.Module:
+    """A zoo model trained on ``dataset``, loaded from the cache or trained once and cached.
+
+    The cache file is ``<cache_dir>/<name>-<key>.pt`` where ``key`` is a sha256 of the model
+    name, ``dataset.fingerprint()``, ``seed``, ``epochs``, the learning rate, the batch size and
+    :data:`CACHE_VERSION`. It is written atomically; an unreadable file is trained over with
+    a warning.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`training.models.MODELS`.
+    dataset : Dataset
+        Training data; also sets the input shape and number of classes.
+    seed : int
+        Seeds the weight initialisation and the shuffling.
+    epochs : float, optional
+        Defaults to :data:`DEFAULT_EPOCHS` for the model.
+    cache_dir : str or os.PathLike, optional
+        Defaults to :func:`cache_dir_default`.
+    progress : bool
+        Show a progress bar while training.
+
+    Returns
+    -------
+    torch.nn.Module
+        The trained model, in eval mode.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}.")
+    epochs = DEFAULT_EPOCHS[name] if epochs is None else epochs
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
+    path = folder / f"{name}-{_cache_key(name, dataset, seed, epochs)}.pt"
+    if path.exists():
+        try:
+            model = _fresh_model(name, dataset, seed)
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.eval()
+        except Exception as e:  # any unreadable or mismatched file is retrained over
+            warnings.warn(f"ignoring unreadable cache file {path} ({type(e).__name__}: {e}); retraining.",
+                          stacklevel=2)
+    model = _fresh_model(name, dataset, seed)
+    train(model, dataset, epochs=epochs, lr=DEFAULT_LR, batch_size=DEFAULT_BATCH_SIZE, seed=seed,
+          progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_atomic(model.state_dict(), path)
+    return model.eval()
