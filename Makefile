@@ -26,10 +26,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/simulator_demo.py --out demo_out
+	$(BIN)/efat simulate --plot demo_out/accuracy_vs_fault_rate.png
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fast.py
 	$(BIN)/python bench/bench_cycle.py
+	$(BIN)/python bench/bench_mapping.py
+	$(BIN)/python bench/bench_scalesim.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

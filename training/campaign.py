@@ -71,10 +71,8 @@ def plot_accuracy_vs_rate(path, rows: list[CampaignRow], baselines: dict[str, fl
         ax.scatter([xs[r.fault_rate] for r in sel], [100 * r.accuracy for r in sel], s=12, alpha=0.45, color=color)
         means = [100 * np.mean([r.accuracy for r in sel if r.fault_rate == rate]) for rate in rates]
         ax.plot([xs[r] for r in rates], means, "-o", ms=4, color=color, label=labels.get(mitigation, mitigation))
-    for name, acc in baselines.items():
-        ax.axhline(100 * acc, ls="--", lw=1, color="grey")
-        ax.annotate(f"{name} {100 * acc:.1f}%", (xs[rates[0]], 100 * acc), textcoords="offset points",
-                    xytext=(2, 3), fontsize=8, color="dimgrey")
+    for (name, acc), style in zip(baselines.items(), ("--", ":", "-.")):
+        ax.axhline(100 * acc, ls=style, lw=1, color="grey", label=f"{name}: {100 * acc:.1f}%")
     ax.set_xscale("log")
     ax.set(xlabel="fault rate (faulty PEs / all PEs; 0 drawn at the left edge)", ylabel="test accuracy (%)",
            title=title, ylim=(0, 100))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 
 
 def register(sub):
@@ -79,7 +78,9 @@ def run(args):
     model = pretrained(args.model, data, seed=args.seed, progress=True)
     qm = quantize(model, data.x_train[:512], cfg.precision)
     float_acc = evaluate(model, data.x_test, data.y_test)
-    run = lambda arr: run_model(qm, data, arr, engine=args.engine, batch_size=args.batch_size).accuracy  # noqa: E731
+    def acc_on(arr):
+        return run_model(qm, data, arr, engine=args.engine, batch_size=args.batch_size).accuracy
+
     results = {
         "data": data.name,
         "model": args.model,
@@ -89,9 +90,9 @@ def run(args):
         "n_faulty": fm.n_faulty,
         "accuracy": {
             "float": float_acc,
-            "int8, fault-free chip": run(SystolicArray(cfg)),
-            "int8, faulty chip": run(SystolicArray(cfg, fm)),
-            "int8, faulty chip + bypass": run(SystolicArray(cfg, fm, "bypass")),
+            "int8, fault-free chip": acc_on(SystolicArray(cfg)),
+            "int8, faulty chip": acc_on(SystolicArray(cfg, fm)),
+            "int8, faulty chip + bypass": acc_on(SystolicArray(cfg, fm, "bypass")),
         },
     }
     rows = layer_report(model, tuple(data.input_shape), cfg)
