@@ -7,8 +7,9 @@
   the calibrated range saturate. A static scale means a sample's result never depends on
   the batch it is run in.
 * The array accumulates ``Xq @ Wq`` in int32 (with whatever faults the chip has); the
-  host dequantizes, ``y = acc * scale_a * scale_w[n] + bias[n]``, in float64, and hands
-  float32 to the next layer (ReLU, pooling, ... run on the host in float).
+  host dequantizes, ``y = acc * (scale_a * scale_w[n]) + bias[n]`` in float32 (the
+  scale product in float64, then rounded), and hands the result to the next layer (ReLU,
+  pooling, ... run on the host in float).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def quantize_act(x: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
 
 
 def dequantize(acc: np.ndarray, a_scale: float, w_scale: torch.Tensor, bias) -> torch.Tensor:
-    """``acc * a_scale * w_scale[n] + bias[n]`` for an int32 accumulator ``(..., N)``; float32."""
-    y = torch.from_numpy(np.asarray(acc, np.float64)) * (a_scale * w_scale)
+    """``acc * (a_scale * w_scale[n]) + bias[n]`` in float32 for an int32 accumulator ``(..., N)``."""
+    y = torch.from_numpy(acc).to(torch.float32)
+    y.mul_((a_scale * w_scale).float())
     if bias is not None:
-        y = y + bias.detach().double()
-    return y.float()
+        y.add_(bias.detach().float())
+    return y

@@ -157,7 +157,7 @@ class SystolicArray:
             fold_cycles = np.full(timing.folds, self.cfg.fold_cycles(M), np.int64)
             n_cycles = timing.n_cycles
         return MatmulResult(
-            out=out.astype(np.int32),
+            out=out.astype(np.int32, copy=False),
             n_cycles=n_cycles,
             fold_cycles=fold_cycles,
             folds=timing.folds,

@@ -51,12 +51,11 @@ def reference_logits(qm: QuantizedModel, x: torch.Tensor) -> np.ndarray:
         xq = quantize_act(inp, st.a_scale, 8)
         scale = layer.weight.detach().double().reshape(layer.weight.shape[0], -1).abs().amax(1) / 127
         wq = torch.clamp(torch.round(layer.weight.double() / scale.reshape(-1, *[1] * (layer.weight.dim() - 1))), -127, 127)
+        s32, b32 = (st.a_scale * scale).float(), layer.bias.float()
         if isinstance(layer, nn.Conv2d):
-            acc = F.conv2d(xq, wq, None, layer.stride, layer.padding, layer.dilation)
-            y = (acc.permute(0, 2, 3, 1) * (st.a_scale * scale) + layer.bias.double()).permute(0, 3, 1, 2)
-        else:
-            y = F.linear(xq, wq) * (st.a_scale * scale) + layer.bias.double()
-        return y.float()
+            acc = F.conv2d(xq, wq, None, layer.stride, layer.padding, layer.dilation).float()
+            return (acc.permute(0, 2, 3, 1) * s32 + b32).permute(0, 3, 1, 2)
+        return F.linear(xq, wq).float() * s32 + b32
 
     saved = SimLinear.forward, SimConv2d.forward
     SimLinear.forward = SimConv2d.forward = ref_forward
