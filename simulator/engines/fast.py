@@ -148,17 +148,15 @@ def run_fast(x, w, masks, bypass, precision):
     wp[:K] = w
     w_eff = (wp & _tile(masks[1, 0], nkf, N)) | _tile(masks[1, 1], nkf, N)
     aug = _augment(x, w_eff, masks[0], ident[0], R, C)
-    xa, wa = aug.x, aug.w
     nonlin = ~(ident[2] & ident[3])
     if not nonlin.any():
-        return _wrap_np(exact_matmul(xa, wa, maxp), shift)
+        return _wrap_np(exact_matmul(aug.xT.T, aug.w, maxp), shift)
     # OpenBLAS worker threads spin for ~0.1 s after a call and halve the speed of Numba
     # threads that run next to them (measured); one BLAS thread has no workers.
     with _blas_single_thread():
-        y = exact_matmul(xa, wa, maxp)
+        y = exact_matmul(aug.xT.T, aug.w, maxp)
     ev, emask, chain_ptr, chain_n = _chains(nonlin, masks, aug, N)
-    xaT, waT = np.ascontiguousarray(xa.T), np.ascontiguousarray(wa.T)
-    _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift)
+    _replay_chains(y, aug.xT, np.ascontiguousarray(aug.w.T), ev, emask, chain_ptr, chain_n, shift)
     return _wrap_np(y, shift)
 
 
@@ -186,8 +184,8 @@ class _Augmented:
     of kept ones.
     """
 
-    def __init__(self, x, w, keep, per_fold, row_pos, seg_of):
-        self.x, self.w, self.keep = x, w, keep
+    def __init__(self, xT, w, keep, per_fold, row_pos, seg_of):
+        self.xT, self.w, self.keep = xT, w, keep
         self.per_fold, self.row_pos, self.seg_of = per_fold, row_pos, seg_of
         self.pos = np.concatenate([[0], np.cumsum(keep)])
 
@@ -229,15 +227,18 @@ def _augment(x, w_eff, act_masks, act_ident, R, C):
     entry, src_k, wa = entry[keep], src_k[keep], wa[keep]
     first_seg = np.arange(per_fold) == row_pos[src_r]  # the segment before any act fault
     plain = first_seg[entry] & (src_k < K)  # ... of a real row: the input itself
+    # built transposed (one row per reduction row): row gathers are cheap, the replay
+    # kernel wants this layout, and BLAS takes the transposed view as it is
+    xT = np.ascontiguousarray(x.T)
     if plain.all() and np.array_equal(src_k, np.arange(K)):
-        xa = x  # no act faults, no live idle rows: the operand itself
+        xaT = xT  # no act faults, no live idle rows: the operand itself
     else:
-        xa = np.empty((M, src_k.size), np.int8)
-        xa[:, plain] = x[:, src_k[plain]]
+        xaT = np.empty((src_k.size, M), np.int8)
+        xaT[plain] = xT[src_k[plain]]
         for j in np.nonzero(~plain)[0]:  # virtual rows: the act-fault LUT applied to the input
-            col = x[:, src_k[j]].astype(np.int16) + 128 if src_k[j] < K else np.full(M, 128, np.int16)
-            xa[:, j] = luts[entry[j]][col]
-    return _Augmented(xa, wa, keep, per_fold, row_pos[:-1], seg_of)
+            col = xT[src_k[j]].astype(np.int16) + 128 if src_k[j] < K else np.full(M, 128, np.int16)
+            xaT[j] = luts[entry[j]][col]
+    return _Augmented(xaT, wa, keep, per_fold, row_pos[:-1], seg_of)
 
 
 def _chains(nonlin, masks, aug, N):
