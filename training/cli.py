@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import population, simulate, timing
+from .commands import population, resilience, simulate, timing
 
-COMMANDS = (simulate, population, timing)
+COMMANDS = (simulate, resilience, population, timing)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import os
 
+from ._common import add_model_args, load_model_and_data
+
 
 
 def register(sub):
     p = sub.add_parser("simulate", help="run a trained model on a simulated faulty chip",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="digits", help="'digits' (default), 'mnist:PATH' or 'fashion:PATH'")
-    p.add_argument("--model", default="lenet5", help="mlp, lenet5 or vgg (default lenet5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data split and the baseline training")
-    p.add_argument("--rows", type=int, default=32)
-    p.add_argument("--cols", type=int, default=32)
+    add_model_args(p)
     chip = p.add_argument_group("the chip (default: --rate 0.02 --fault-seed 0)")
     chip.add_argument("--rate", type=float, default=None, help="fraction of faulty PEs of a random chip")
     chip.add_argument("--fault-seed", type=int, default=0)
@@ -68,14 +66,12 @@ def run(args):
 
     from mapping import format_report, layer_report, quantize, run_model
     from simulator import ArrayConfig, SystolicArray
-    from training.baseline import evaluate, pretrained
+    from training.baseline import evaluate
     from training.campaign import accuracy_vs_rate, plot_accuracy_vs_rate, write_csv
-    from training.data import load_dataset
 
     cfg = ArrayConfig(args.rows, args.cols)
     fm, chip_name = _chip(args, cfg)
-    data = load_dataset(args.data, seed=args.seed)
-    model = pretrained(args.model, data, seed=args.seed, progress=True)
+    model, data = load_model_and_data(args)
     qm = quantize(model, data.x_train[:512], cfg.precision)
     float_acc = evaluate(model, data.x_test, data.y_test)
     def acc_on(arr):
