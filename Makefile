@@ -10,7 +10,7 @@ TORCH_FLAGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo figures bench clean
 
 setup: $(STAMP)
 
@@ -27,11 +27,17 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/simulator_demo.py --out demo_out
 	$(BIN)/efat simulate --plot demo_out/accuracy_vs_fault_rate.png
+	$(BIN)/efat demo --out demo_out/efat
+
+figures: $(STAMP)
+	for f in examples/fig[1-5]_*.py; do $(BIN)/python $$f || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fast.py
 	$(BIN)/python bench/bench_cycle.py
 	$(BIN)/python bench/bench_mapping.py
+	$(BIN)/python bench/bench_plan.py
+	$(BIN)/python bench/bench_efat.py
 	$(BIN)/python bench/bench_scalesim.py
 
 clean:

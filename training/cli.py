@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import population, resilience, simulate, timing
+from .commands import demo, plan, population, resilience, retrain, simulate, timing
 
-COMMANDS = (simulate, resilience, population, timing)
+COMMANDS = (demo, simulate, resilience, plan, retrain, population, timing)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ from simulator import ArrayConfig, SystolicArray
 from .baseline import DEFAULT_BATCH_SIZE, DEFAULT_LR, train
 from .resilience import ResilienceError, ResilienceMap
 
-__all__ = ["fat_retrain", "chip_accuracy", "resilience_map", "N_CALIB", "FAT_LR"]
+__all__ = ["fat_retrain", "chip_accuracy", "resilience_map", "map_chip", "N_CALIB", "FAT_LR"]
 
 N_CALIB = 512
 #: Retraining starts from a trained model: a smaller step than from scratch.
@@ -96,9 +96,13 @@ def fat_retrain(model, fault_map: FaultMap, data, epochs: float, seed: int = 0, 
     return m.eval()
 
 
-def _chip_seed(seed: int, rate: float, trial: int) -> np.random.Generator:
-    """The random chip of (rate, trial): independent of the other rates on the grid."""
-    return np.random.default_rng(np.random.SeedSequence([seed, round(rate * 1_000_000), trial]))
+def map_chip(cfg: ArrayConfig, rate: float, trial: int, seed: int = 0, sites=None) -> FaultMap:
+    """The random chip a resilience map measures at ``(rate, trial)`` for ``seed``.
+
+    Drawn from its own stream, so it does not depend on the other rates on the grid.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, round(rate * 1_000_000), trial]))
+    return FaultMap.random(cfg, rate, seed=rng, **({"sites": sites} if sites else {}))
 
 
 def resilience_map(model, data, cfg: ArrayConfig, fault_rates, epochs, trials: int = 3, seed: int = 0,
@@ -140,10 +144,9 @@ def resilience_map(model, data, cfg: ArrayConfig, fault_rates, epochs, trials: i
         acc = _resume(out, fault_rates, epochs, meta, baseline, acc)
     rmap = ResilienceMap(fault_rates, epochs, acc, baseline, meta)
     todo = [(i, t) for i in range(len(fault_rates)) for t in range(trials) if np.isnan(acc[i, :, t]).any()]
-    show = progress if progress is not None else len(todo) > 1
-    for i, t in tqdm(todo, desc="resilience map", unit="chip", disable=not show):
-        rng = _chip_seed(seed, fault_rates[i], t)
-        fm = FaultMap.random(cfg, fault_rates[i], seed=rng, **({"sites": sites} if sites else {}))
+    quiet = None if progress is None else not progress  # None: tqdm shows bars on a terminal only
+    for i, t in tqdm(todo, desc="resilience map", unit="chip", disable=quiet):
+        fm = map_chip(cfg, fault_rates[i], t, seed, sites)
 
         def record(amount, m, i=i, t=t, fm=fm):
             acc[i, epochs.index(amount), t] = chip_accuracy(m, data, cfg, fm)

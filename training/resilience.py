@@ -186,7 +186,9 @@ class ResilienceMap:
         drop = 100 * (self.baseline - np.min(self.accuracy, axis=2))  # (F, E), points
         fig, ax = plt.subplots(figsize=(1.1 * self.epochs.size + 3, 0.5 * self.fault_rates.size + 2.5),
                                constrained_layout=True)
-        im = ax.imshow(drop, cmap="RdYlGn_r", vmin=0, vmax=max(5.0, float(np.nanmax(drop))), aspect="auto",
+        # colours resolve the region around the constraint; larger drops saturate (numbers tell)
+        top = 3 * 100 * max_accuracy_drop if max_accuracy_drop else float(np.nanmax(drop))
+        im = ax.imshow(drop, cmap="RdYlGn_r", vmin=0, vmax=max(1.0, top), aspect="auto",
                        origin="lower")
         fig.colorbar(im, ax=ax, label="accuracy drop, worst trial (points)")
         for i in range(drop.shape[0]):
@@ -195,8 +197,9 @@ class ResilienceMap:
                     ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=8)
         ax.set_xticks(range(self.epochs.size), [f"{e:g}" for e in self.epochs])
         ax.set_yticks(range(self.fault_rates.size), [f"{100 * r:g}%" for r in self.fault_rates])
-        ax.set(xlabel="retraining amount (epochs of FAT; 0 = bypass only)", ylabel="fault rate",
-               title=title or f"Resilience map ({self.trials} chips per rate; baseline {100 * self.baseline:.1f}%)")
+        ax.set(xlabel="retraining amount (epochs of FAT; 0 = bypass only)", ylabel="fault rate")
+        fig.suptitle(title or f"Resilience map ({self.trials} chips per rate; baseline {100 * self.baseline:.1f}%)",
+                     fontsize=10)
         if max_accuracy_drop is not None:
             need = self.required_epochs_grid(max_accuracy_drop)
             xs = [int(np.searchsorted(self.epochs, e)) if np.isfinite(e) else None for e in need]
@@ -208,7 +211,7 @@ class ResilienceMap:
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2.5))
             ax.plot([], [], "s", mfc="none", mec="black", mew=2.5,
                     label=f"E*: least amount within {100 * max_accuracy_drop:g} points (hatched: none)")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
+            ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, frameon=False)
         fig.savefig(path, dpi=120)
         plt.close(fig)
 

@@ -1,0 +1,138 @@
+"""Executing plans: group retraining, per-chip verification, resume, the CLI and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from faults import Population
+from simulator import ArrayConfig
+from training import execute as execute_module
+from training import fat as fat_module
+from training.baseline import pretrained
+from training.cli import main
+from training.data import load_dataset
+from training.execute import execute
+from training.fat import resilience_map
+from training.pipeline import DemoConfig, run_demo
+from training.planner import PlanError, plan
+from training.resilience import ResilienceMap
+
+CFG = ArrayConfig(16, 16)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    old = os.environ.get("EFAT_CACHE_DIR")
+    os.environ["EFAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    data = load_dataset("digits", seed=0)
+    model = pretrained("mlp", data, seed=0)
+    rmap = resilience_map(model, data, CFG, [0.02, 0.05, 0.1], [0.5, 1], trials=2, progress=False)
+    pop = Population.generate(CFG, 8, rates="uniform:0.005,0.06", seed=3)
+    yield model, data, rmap, pop
+    if old is None:
+        os.environ.pop("EFAT_CACHE_DIR")
+    else:
+        os.environ["EFAT_CACHE_DIR"] = old
+
+
+def _chips(report):
+    return [(c.id, c.group, c.planned_epochs, c.accuracy, c.passed, c.own_epochs) for c in report.chips]
+
+
+def test_execute_verifies_every_chip(setup, tmp_path):
+    model, data, rmap, pop = setup
+    p = plan(pop, rmap, 0.03)
+    rep = execute(p, model, data, pop, tmp_path, progress=False)
+    assert [c.id for c in rep.chips] == list(pop.ids)
+    threshold = rep.baseline - 0.03
+    assert all(c.passed == (c.accuracy >= threshold - 1e-12) for c in rep.chips)
+    assert len(os.listdir(tmp_path / "groups")) == len(p.groups)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [c["id"] for c in saved["chips"]] == list(pop.ids)
+    assert (tmp_path / "report.csv").read_text().count("\n") == len(pop) + 1
+    t = rep.totals
+    assert t["efat"]["epochs"] == pytest.approx(sum(g.epochs for g in p.groups) + sum(c.own_epochs for c in rep.chips))
+    assert t["fixed"]["epochs"] == p.costs.fixed.epochs and t["reduce"]["epochs"] == p.costs.reduce.epochs
+
+
+def test_execute_resumes_after_interrupt(setup, tmp_path, monkeypatch):
+    model, data, rmap, pop = setup
+    p = plan(pop, rmap, 0.03)
+    assert len(p.groups) >= 2
+    full = execute(p, model, data, pop, tmp_path / "full", progress=False)
+    real = fat_module.fat_retrain
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        if a[3] > 0:  # a retraining run, not the 0-epoch pruning of a chip needing none
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(execute_module, "fat_retrain", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        execute(p, model, data, pop, tmp_path / "part", progress=False)
+    assert len(os.listdir(tmp_path / "part" / "groups")) == 1  # the first group survived the interrupt
+    monkeypatch.setattr(execute_module, "fat_retrain", real)
+    resumed = execute(p, model, data, pop, tmp_path / "part", progress=False)
+    assert _chips(resumed) == _chips(full)
+
+
+def test_failing_chips_are_retrained_on_their_own(setup, tmp_path):
+    """A map that claims bypass alone suffices everywhere: the check catches the chips it wrongs."""
+    model, data, rmap, pop = setup
+    liar = ResilienceMap(rmap.fault_rates, rmap.epochs, np.full(rmap.accuracy.shape, rmap.baseline),
+                         rmap.baseline, rmap.meta)
+    bad = Population.generate(CFG, 3, rates=0.09, seed=9)
+    p = plan(bad, liar, 0.005)
+    assert {c.status for c in p.chips} == {"no_retraining"}
+    rep = execute(p, model, data, bad, tmp_path, progress=False)
+    failed_first = [c for c in rep.chips if c.own_epochs > 0]
+    assert failed_first, "a 9% chip on bypass alone should miss a 0.5-point constraint"
+    assert rep.totals["chips_failing_group_model"] == len(failed_first)
+    assert all(c.passed or c.own_epochs > 0 for c in rep.chips)  # never passed silently
+
+
+def test_execute_rejects_another_population(setup, tmp_path):
+    model, data, rmap, pop = setup
+    p = plan(pop, rmap, 0.03)
+    other = Population.generate(CFG, 8, rates="uniform:0.005,0.06", seed=4)
+    with pytest.raises(PlanError):
+        execute(p, model, data, other, tmp_path, progress=False)
+
+
+def test_cli_plan_and_retrain(setup, tmp_path, capsys):
+    model, data, rmap, pop = setup
+    rmap.save(tmp_path / "rmap.json")
+    pop.save(tmp_path / "pop.npz")
+    assert main(["plan", "--population", str(tmp_path / "pop.npz"), "--rmap", str(tmp_path / "rmap.json"),
+                 "--max-drop", "0.03", "--out", str(tmp_path / "plan.json"), "--plot", str(tmp_path / "e.png")]) == 0
+    assert "eFAT" in capsys.readouterr().out
+    code = main(["retrain", "--model", "mlp", "--plan", str(tmp_path / "plan.json"), "--population",
+                 str(tmp_path / "pop.npz"), "--out-dir", str(tmp_path / "run")])
+    assert code in (0, 1) and (tmp_path / "run" / "report.json").exists()
+    capsys.readouterr()
+    (tmp_path / "broken.json").write_text('{"format": "efat.Plan", "version": 1')
+    assert main(["retrain", "--model", "mlp", "--plan", str(tmp_path / "broken.json"), "--population",
+                 str(tmp_path / "pop.npz"), "--out-dir", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "broken.json" in err and len(err.splitlines()) == 1
+    assert main(["plan", "--population", str(tmp_path / "pop.npz"), "--rmap", str(tmp_path / "rmap.json"),
+                 "--max-drop", "-1", "--out", str(tmp_path / "p2.json")]) == 2
+    assert main(["plan", "--population", str(tmp_path / "missing.npz"), "--rmap", str(tmp_path / "rmap.json"),
+                 "--out", str(tmp_path / "p3.json")]) == 2
+
+
+def test_demo_pipeline_small(setup, tmp_path):
+    cfg = DemoConfig(model="mlp", rows=16, cols=16, chips=6, chip_rates="uniform:0.01,0.06",
+                     fault_rates=(0.02, 0.06, 0.1), epochs=(0.5,), trials=1, max_accuracy_drop=0.03)
+    p, rep = run_demo(tmp_path, cfg, log=lambda *a: None)
+    for name in ("resilience_map.json", "resilience_map.png", "population.npz", "plan.json", "required_epochs.png",
+                 "costs.png", "retrain/report.json"):
+        assert (tmp_path / name).exists(), name
+    assert len(rep.chips) == 6
