@@ -235,7 +235,7 @@ def write_markdown(path: Path, results: list[dict], ss_version, total_s: float, 
         "WS dataflow, 64 MiB SRAMs, `InterfaceBandwidth: CALC` (no stalls: column *stall*).",
         f"- Ours: numpy {np.__version__}, numba {numba.__version__}, {numba.get_num_threads()} numba threads, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs ({platform.machine()}).",
-        f"- *ours* = `gemm_timing(cfg, M, K, N).n_cycles` = folds * (2R + C + M - 2); *cycle eng.* = cycles the "
+        "- *ours* = `gemm_timing(cfg, M, K, N).n_cycles` = folds * (2R + C + M - 2); *cycle eng.* = cycles the "
         "`cycle` engine ran (`SystolicArray(cfg).matmul(x, w, engine=\"cycle\").n_cycles`, random int8 operands, "
         "output checked against `x @ w`: column *exact*).",
         "- *SS report* = `simulator.scalesim_report` reproduces every COMPUTE_REPORT column (Total Cycles, "

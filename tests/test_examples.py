@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,16 +16,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """A private model cache, one shared output folder (so the map is measured once), the examples importable."""
-    old = os.environ.get("EFAT_CACHE_DIR")
-    os.environ["EFAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    """One shared output folder (so the map is measured once), the examples importable."""
     sys.path.insert(0, str(EXAMPLES))
     yield tmp_path_factory.mktemp("out")
     sys.path.remove(str(EXAMPLES))
-    if old is None:
-        os.environ.pop("EFAT_CACHE_DIR")
-    else:
-        os.environ["EFAT_CACHE_DIR"] = old
 
 
 def run(name, out, *extra):

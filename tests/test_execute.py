@@ -25,18 +25,12 @@ CFG = ArrayConfig(16, 16)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    old = os.environ.get("EFAT_CACHE_DIR")
-    os.environ["EFAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+def setup():
     data = load_dataset("digits", seed=0)
     model = pretrained("mlp", data, seed=0)
     rmap = resilience_map(model, data, CFG, [0.02, 0.05, 0.1], [0.5, 1], trials=2, progress=False)
     pop = Population.generate(CFG, 8, rates="uniform:0.005,0.06", seed=3)
     yield model, data, rmap, pop
-    if old is None:
-        os.environ.pop("EFAT_CACHE_DIR")
-    else:
-        os.environ["EFAT_CACHE_DIR"] = old
 
 
 def _chips(report):

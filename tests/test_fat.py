@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -24,16 +23,10 @@ CFG = ArrayConfig(32, 32)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    old = os.environ.get("EFAT_CACHE_DIR")
-    os.environ["EFAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+def setup():
     data = load_dataset("digits", seed=0)
     model = pretrained("lenet5", data, seed=0)
     yield model, data
-    if old is None:
-        os.environ.pop("EFAT_CACHE_DIR")
-    else:
-        os.environ["EFAT_CACHE_DIR"] = old
 
 
 def test_fat_holds_masked_weights_at_zero_and_beats_bypass(setup):

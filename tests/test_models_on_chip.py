@@ -16,14 +16,9 @@ from training.data import load_dataset
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    old = os.environ.get("EFAT_CACHE_DIR")
-    os.environ["EFAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield os.environ["EFAT_CACHE_DIR"]
-    if old is None:
-        del os.environ["EFAT_CACHE_DIR"]
-    else:
-        os.environ["EFAT_CACHE_DIR"] = old
+def cache():
+    """The session's temporary model cache (tests/conftest.py)."""
+    return os.environ["EFAT_CACHE_DIR"]
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ import hashlib
 import math
 from numbers import Real
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 

@@ -62,7 +62,6 @@ def _chip(args, cfg):
 
 
 def run(args):
-    import torch
 
     from mapping import format_report, layer_report, quantize, run_model
     from simulator import ArrayConfig, SystolicArray
