@@ -8,7 +8,7 @@ picks up what is there (the map resumes per chip, retraining per group).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from faults import Population
 from simulator import ArrayConfig
@@ -41,7 +41,6 @@ class DemoConfig:
     margin: float = 0.01  # plan for 1 point on the map, verify 2 points on every chip
     strategy: str = "reward"
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def run_demo(out_dir, cfg: DemoConfig = DemoConfig(), log=print):

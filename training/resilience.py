@@ -21,7 +21,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["ResilienceMap", "ResilienceError", "FORMAT"]
+__all__ = ["ResilienceMap", "ResilienceError", "FORMAT", "check_grid"]
 
 FORMAT = "efat.ResilienceMap"
 VERSION = 1
@@ -31,7 +31,8 @@ class ResilienceError(ValueError):
     """A resilience map is malformed, or a query on it is out of range."""
 
 
-def _grid(name, values, lo=0.0, hi=math.inf):
+def check_grid(name, values, lo=0.0, hi=math.inf):
+    """A strictly increasing float array of numbers in [lo, hi], or :class:`ResilienceError`."""
     arr = np.array(values, dtype=float).ravel()
     if arr.size == 0 or not np.isfinite(arr).all() or (arr < lo).any() or (arr > hi).any():
         raise ResilienceError(f"{name} must be a non-empty list of numbers in [{lo}, {hi}]; got {list(values)!r}.")
@@ -65,8 +66,8 @@ class ResilienceMap:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        rates = _grid("fault_rates", self.fault_rates, 0.0, 1.0)
-        epochs = _grid("epochs", self.epochs)
+        rates = check_grid("fault_rates", self.fault_rates, 0.0, 1.0)
+        epochs = check_grid("epochs", self.epochs)
         if epochs[0] != 0:
             raise ResilienceError(f"epochs must start with 0 (bypass only); got {epochs.tolist()}.")
         acc = np.array(self.accuracy, dtype=float)

@@ -22,8 +22,13 @@ def register(sub):
 def run(args):
     from simulator import ArrayConfig
     from training.fat import resilience_map
+    from training.resilience import check_grid
 
     cfg = ArrayConfig(args.rows, args.cols)
+    if args.trials < 1:
+        raise ValueError(f"--trials must be >= 1; got {args.trials}.")
+    check_grid("--rates", args.rates, 0.0, 1.0)  # before any training
+    check_grid("--epochs", sorted(set(args.epochs)))
     model, data = load_model_and_data(args)
     rmap = resilience_map(model, data, cfg, args.rates, args.epochs, trials=args.trials, seed=args.seed,
                           out=args.out, progress=True)
