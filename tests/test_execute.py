@@ -130,3 +130,17 @@ def test_demo_pipeline_small(setup, tmp_path):
                  "costs.png", "retrain/report.json"):
         assert (tmp_path / name).exists(), name
     assert len(rep.chips) == 6
+
+
+def test_checkpoints_of_another_plan_are_not_reused(setup, tmp_path):
+    model, data, rmap, pop = setup
+    p = plan(pop, rmap, 0.03)
+    execute(p, model, data, pop, tmp_path, progress=False)
+    first = {f: os.path.getmtime(tmp_path / "groups" / f) for f in os.listdir(tmp_path / "groups")}
+    execute(p, model, data, pop, tmp_path, progress=False)  # same plan: every group reused
+    assert {f: os.path.getmtime(tmp_path / "groups" / f) for f in first} == first
+    other = Population.generate(CFG, 8, rates="uniform:0.005,0.06", seed=5)
+    q = plan(other, rmap, 0.03)
+    execute(q, model, data, other, tmp_path, progress=False)  # same folder, other fused maps: retrained
+    redone = [f for f in first if (tmp_path / "groups" / f).exists() and os.path.getmtime(tmp_path / "groups" / f) != first[f]]
+    assert redone

@@ -20,7 +20,9 @@ Steps (DESIGN.md, eFAT step 5):
 
 from __future__ import annotations
 
+import copy
 import csv
+import hashlib
 import math
 import os
 import tempfile
@@ -101,20 +103,26 @@ def _save_model(model, path, meta):
 
 
 def _retrained(model, fm, data, epochs, path, seed, lr):
-    """FAT for ``fm`` (or the saved result of an earlier run); returns (model, seconds)."""
+    """FAT for ``fm`` (or the saved result of an earlier run of the same unit); ``(model, seconds)``.
+
+    A checkpoint is reused only if it was made for the same faulty PEs, amount, seed and
+    learning rate (a re-planned group with the same index is retrained, not reused).
+    """
+    key = {"epochs": float(epochs), "seed": int(seed), "lr": float(lr),
+           "pes": hashlib.sha256(np.packbits(fm.faulty).tobytes()).hexdigest()}
     if os.path.exists(path):
         try:
             saved = torch.load(path, weights_only=True)
-            m = __import__("copy").deepcopy(model)
-            m.load_state_dict(saved["state_dict"])
-            if math.isclose(saved["meta"]["epochs"], epochs):
+            if all(saved["meta"].get(k) == v for k, v in key.items()):
+                m = copy.deepcopy(model)
+                m.load_state_dict(saved["state_dict"])
                 return m.eval(), float(saved["meta"]["seconds"])
         except Exception:  # a torn or foreign file: redo the unit
             pass
     t = time.perf_counter()
     m = fat_retrain(model, fm, data, epochs, seed=seed, lr=lr)
     seconds = time.perf_counter() - t
-    _save_model(m, path, {"epochs": float(epochs), "seconds": seconds})
+    _save_model(m, path, {**key, "seconds": seconds})
     return m, seconds
 
 
