@@ -156,7 +156,10 @@ def run_fast(x, w, masks, bypass, precision):
     with _blas_single_thread():
         y = exact_matmul(aug.xT.T, aug.w, maxp)
     ev, emask, chain_ptr, chain_n = _chains(nonlin, masks, aug, N)
-    _replay_chains(y, aug.xT, np.ascontiguousarray(aug.w.T), ev, emask, chain_ptr, chain_n, shift)
+    xaT, waT = aug.xT, np.ascontiguousarray(aug.w.T)
+    if xaT.shape[0] == 0:  # every row dropped: events point at row 0 with weight 0, so give them one
+        xaT, waT = np.zeros((1, M), np.int8), np.zeros((N, 1), np.int8)
+    _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift)
     return _wrap_np(y, shift)
 
 
