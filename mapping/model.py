@@ -110,6 +110,22 @@ class QuantizedModel:
         return {name: layer.sim.n_cycles for name, layer in self.layers}
 
 
+@contextlib.contextmanager
+def watch_inputs(model: nn.Module, targets, record):
+    """Call ``record(name, input)`` on every forward of each ``(name, layer)`` in ``targets``,
+    with the model in eval mode and gradients off; hooks and mode are restored on exit."""
+    handles = [m.register_forward_hook(lambda _m, inp, _out, n=n: record(n, inp[0].detach())) for n, m in targets]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: int = 256) -> QuantizedModel:
     """Calibrate activation scales on ``calib`` and convert ``model`` for the array.
 
@@ -128,24 +144,15 @@ def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: 
         raise MappingError("calib must be a non-empty tensor of model inputs.")
     amax = {name: 0.0 for name, _ in targets}
 
-    def hook(name):
-        def f(_module, inputs, _output):
-            amax[name] = max(amax[name], float(inputs[0].detach().abs().max()))
-        return f
+    def record(name, x):
+        amax[name] = max(amax[name], float(x.abs().max()))
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in targets]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with watch_inputs(model, targets, record):
             for i in range(0, len(calib), batch_size):
                 model(calib[i : i + batch_size].float())
     except RuntimeError as e:
         raise MappingError(f"calibration inputs of shape {tuple(calib.shape)} do not fit the model: {e}") from None
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
     sim = copy.deepcopy(model).eval()
     for name, layer in targets:
         parent, _, attr = name.rpartition(".")

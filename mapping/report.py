@@ -11,7 +11,7 @@ from simulator import ArrayConfig, SystolicArray, gemm_timing
 
 from .errors import MappingError
 from .lowering import gemm_dims
-from .model import QuantizedModel, lowered_layers
+from .model import QuantizedModel, lowered_layers, watch_inputs
 
 __all__ = ["LayerReport", "layer_report", "format_report"]
 
@@ -57,21 +57,13 @@ def layer_report(model, input_shape, cfg: ArrayConfig, batch: int = 1) -> list[L
     module = qm.module if qm else model
     targets = lowered_layers(module)
     shapes = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(inp[0].shape)))
-             for n, m in targets]
     # a QuantizedModel needs an array to run its forward: a fault-free one of this shape
     attached = qm.on(SystolicArray(replace(cfg, precision=qm.precision))) if qm else contextlib.nullcontext()
-    was_training = module.training
-    module.eval()
     try:
-        with attached, torch.no_grad():
+        with attached, watch_inputs(module, targets, lambda n, x: shapes.__setitem__(n, tuple(x.shape))):
             module(torch.zeros((batch, *input_shape)))
     except RuntimeError as e:
         raise MappingError(f"input shape {tuple(input_shape)} does not fit the model: {e}") from None
-    finally:
-        for h in hooks:
-            h.remove()
-        module.train(was_training)
     rows = []
     for name, layer in targets:
         if name not in shapes:
