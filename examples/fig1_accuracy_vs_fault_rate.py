@@ -60,7 +60,7 @@ def main(argv=None):
                          "(add them with --map-epochs).")
     extra = args.extra_rates if args.extra_rates is not None else ([] if args.quick else [0.002, 0.005])
 
-    from training.fat import chip_accuracy, fat_retrain
+    from training import chip_accuracy, fat_retrain
 
     rows = []
     for i, rate in enumerate(rmap.fault_rates.tolist()):
@@ -69,7 +69,7 @@ def main(argv=None):
             bypass = chip_accuracy(fat_retrain(s.model, fm, s.data, 0.0), s.data, s.cfg, fm, "bypass")
             if abs(bypass - rmap.accuracy[i, 0, t]) > 1e-9:  # the rebuilt chip must be the map's chip
                 raise RuntimeError(f"chip (rate {rate}, trial {t}) differs from the resilience map's: bypass accuracy "
-                                   f"{bypass} here, {rmap.accuracy[i, 0, t]} on the map (has training.fat.map_chip changed?)")
+                                   f"{bypass} here, {rmap.accuracy[i, 0, t]} on the map (has efat.map_chip changed?)")
             rows.append([rate, t, fm.n_faulty, "none", 0, chip_accuracy(s.model, s.data, s.cfg, fm, None)])
             rows.append([rate, t, fm.n_faulty, "bypass", 0, bypass])
             for a in amounts:

@@ -43,7 +43,7 @@ def main(argv=None):
     C.write_csv(s.path(NAME + ".csv"), HEADER,
                 [[c.id, f"{c.rate:.6g}", int(k), C.fmt_epochs(c.epochs), c.status, "" if c.group is None else c.group]
                  for c, k in zip(plan.chips, n_faulty)])
-    from training.figures import plot_required_epochs
+    from cli.figures import plot_required_epochs
 
     plot_required_epochs(s.path(NAME + ".png"), plan,
                          title=f"E* of {n} chips ({s.args.chip_rates}), drop <= {100 * args.max_drop:g} pts\n{s.tag()}")

@@ -11,7 +11,7 @@ population), under
 * eFAT: chips grouped by fusing their fault maps (reward-driven merging), one retraining
   per group with the fused map's ``E*``.
 
-Planning only (``training.planner.plan``; costs from ``Plan.costs``), nothing is retrained;
+Planning only (``efat.plan``; costs from ``Plan.costs``), nothing is retrained;
 the resilience map is the shared one. Writes ``fig4_cost_vs_population.png`` and ``.csv``::
 
     python examples/fig4_cost_vs_population.py [--data digits|mnist|mnist:PATH] [--model lenet5]
@@ -60,7 +60,7 @@ def main(argv=None):
     last = table[-1]
     vs = (f"eFAT at {last[0]} chips: {100 * float(last[9]):.0f}% of fixed, {100 * float(last[10]):.0f}% of Reduce"
           if last[9] and last[10] else f"{last[0]} chips")
-    from training.figures import plot_cost_vs_population
+    from cli.figures import plot_cost_vs_population
 
     plot_cost_vs_population(s.path(NAME + ".png"), rows,
                             title=f"Total retraining to stay within {100 * args.max_drop:g} points\n"

@@ -58,7 +58,7 @@ def main(argv=None):
     if plan.groups:
         import matplotlib
 
-        from training.figures import plot_groups
+        from cli.figures import plot_groups
 
         with matplotlib.rc_context({"figure.titlesize": "medium"}):  # its title is long for narrow grids
             plot_groups(png, plan, pop, n_groups=args.groups, n_members=args.members)

@@ -2,7 +2,9 @@
 
 from .errors import FaultError, FaultFileError
 from .fault_map import FaultMap
-from .population import RATE_FORMS, SPATIAL_MODELS, Chip, Population
+from .placement import SPATIAL_MODELS
+from .population import Chip, Population
+from .rates import RATE_FORMS
 from .stuck_at import SITES, StuckAt
 
 __all__ = [

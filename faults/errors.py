@@ -1,4 +1,6 @@
-"""Exceptions raised by the fault layer for bad user input."""
+"""Exceptions raised by the fault layer for bad user input and bad files."""
+
+from fileio import FileFormatError
 
 __all__ = ["FaultError", "FaultFileError"]
 
@@ -7,5 +9,6 @@ class FaultError(ValueError):
     """A fault, fault map or population parameter is invalid."""
 
 
-class FaultFileError(ValueError):
-    """A saved fault map or population file is missing, corrupt or of another kind."""
+class FaultFileError(FileFormatError):
+    """A saved fault map or population file is missing, corrupt, of another kind or
+    inconsistent. Built as ``FaultFileError(path, problem)``; the message starts with the path."""

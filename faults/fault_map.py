@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import zipfile
-import zlib
-from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from collections.abc import Mapping
+from numbers import Integral
 
 import numpy as np
 
-from simulator import SITES, ArrayConfig, IntPrecision, check_masks, identity_masks
-from simulator.errors import FaultMaskError
+from simulator import SITES, ArrayConfig, FaultMaskError, check_masks, faulty_pes, identity_masks
 
 from .errors import FaultError, FaultFileError
+from .files import read_npz, write_npz
+from .rates import check_rate
 from .stuck_at import StuckAt
 
-__all__ = ["FaultMap", "sext"]
+__all__ = ["FaultMap", "sext", "describe"]
 
 FORMAT = "efat.FaultMap"
-VERSION = 1
 
 
 def sext(pattern: int, bits: int) -> int:
@@ -35,7 +32,7 @@ class FaultMap:
     ``v`` becomes ``(v & and) | or``. A stuck bit has its AND bit cleared and its OR
     bit equal to the stuck value, so several stuck bits in one register compose and a
     fault-free register has ``and = -1, or = 0``. Masks are sign-extended from the
-    site's width (DESIGN.md, Fault model).
+    site's width (``docs/semantics.md``, "Fault model").
 
     Build one with :meth:`empty`, :meth:`random`, :meth:`from_pes` or
     :meth:`with_fault`; pass it to :class:`simulator.SystolicArray` as ``faults``.
@@ -83,7 +80,7 @@ class FaultMap:
             How each faulty PE's faults are drawn; see :meth:`from_pes`.
         """
         rng = _rng(seed)
-        rate = _check_rate(rate)
+        rate = check_rate(rate)
         n = int(round(rate * cfg.n_pes))
         pes = np.zeros(cfg.n_pes, bool)
         pes[rng.choice(cfg.n_pes, size=n, replace=False)] = True
@@ -154,7 +151,7 @@ class FaultMap:
     @property
     def faulty(self) -> np.ndarray:
         """Bool ``(R, C)``: PEs with at least one stuck bit."""
-        return ~((self._masks[:, 0] == -1) & (self._masks[:, 1] == 0)).all(axis=0)
+        return faulty_pes(self._masks)
 
     @property
     def n_faulty(self) -> int:
@@ -188,7 +185,7 @@ class FaultMap:
             if not isinstance(other, FaultMap):
                 raise FaultError(f"union takes FaultMaps; got {type(other).__name__}.")
             if other.cfg != self.cfg:
-                raise FaultError(f"cannot fuse a {_describe(other.cfg)} map into a {_describe(self.cfg)} map.")
+                raise FaultError(f"cannot fuse a {describe(other.cfg)} map into a {describe(self.cfg)} map.")
             new = ~other._masks[:, 0] & masks[:, 0]  # stuck there, free here (canonical masks)
             masks[:, 0] &= ~new
             masks[:, 1] |= other._masks[:, 1] & new
@@ -206,7 +203,7 @@ class FaultMap:
         return hash((self.cfg, self._masks.tobytes()))
 
     def __repr__(self):
-        return f"FaultMap({_describe(self.cfg)}, {self.n_faulty} faulty PEs, rate={self.rate:.4f})"
+        return f"FaultMap({describe(self.cfg)}, {self.n_faulty} faulty PEs, rate={self.rate:.4f})"
 
     # -- persistence ---------------------------------------------------------------------
     def to_sparse(self) -> tuple[np.ndarray, np.ndarray]:
@@ -216,17 +213,26 @@ class FaultMap:
 
     @classmethod
     def from_sparse(cls, cfg: ArrayConfig, pe_rc, pe_masks) -> FaultMap:
-        """Inverse of :meth:`to_sparse`; validates indices and masks."""
+        """Inverse of :meth:`to_sparse`; validates indices and masks.
+
+        ``pe_rc`` must hold integers and ``pe_masks`` int32 bit patterns, as
+        :meth:`to_sparse` returns them: masks of another type would be truncated into
+        other bits (a float -0.5 would become an AND mask of 0: every bit stuck).
+        """
         pe_rc = np.asarray(pe_rc)
         pe_masks = np.asarray(pe_masks)
         if pe_rc.ndim != 2 or pe_rc.shape[1] != 2 or pe_masks.shape != (len(pe_rc), len(SITES), 2):
             raise FaultError(f"sparse fault map has inconsistent shapes {pe_rc.shape} and {pe_masks.shape}.")
+        if pe_rc.dtype.kind not in "iu":
+            raise FaultError(f"sparse fault map: PE indices must be integers; got {pe_rc.dtype}.")
+        if pe_masks.dtype != np.int32:
+            raise FaultError(f"sparse fault map: masks must be int32 bit patterns; got {pe_masks.dtype}.")
         if len(pe_rc) and (pe_rc.min() < 0 or (pe_rc[:, 0] >= cfg.rows).any() or (pe_rc[:, 1] >= cfg.cols).any()):
-            raise FaultError(f"sparse fault map has PE indices outside the {_describe(cfg)} array.")
+            raise FaultError(f"sparse fault map has PE indices outside the {describe(cfg)} array.")
         if len({(int(r), int(c)) for r, c in pe_rc}) != len(pe_rc):
             raise FaultError("sparse fault map lists a PE twice.")
         masks = identity_masks(cfg)
-        masks[:, :, pe_rc[:, 0], pe_rc[:, 1]] = np.moveaxis(pe_masks.astype(np.int32), 0, 2)
+        masks[:, :, pe_rc[:, 0], pe_rc[:, 1]] = np.moveaxis(pe_masks, 0, 2)
         return cls(cfg, masks)
 
     def save(self, path) -> None:
@@ -242,54 +248,13 @@ class FaultMap:
         try:
             return cls.from_sparse(cfg, data["pe_rc"], data["pe_masks"])
         except FaultError as e:
-            raise FaultFileError(f"{path}: {e}") from None
+            raise FaultFileError(path, str(e)) from None
 
 
-# -- helpers shared with population.py ---------------------------------------------------
+# -- helpers ----------------------------------------------------------------------------
 
-def write_npz(path, kind: str, cfg: ArrayConfig, **arrays) -> None:
-    """Write a versioned ``.npz`` atomically (temp file + rename)."""
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        raise FaultFileError(f"fault files end in .npz; got {path!r}.")
-    tmp = path + ".tmp.npz"
-    header = dict(
-        kind=np.array(kind),
-        version=np.array(VERSION),
-        shape=np.array(cfg.shape),
-        widths=np.array(cfg.precision.widths()),
-    )
-    np.savez_compressed(tmp, **header, **arrays)
-    os.replace(tmp, path)
-
-
-def read_npz(path, kind: str, keys: Sequence[str]):
-    """Read and check a file written by :func:`write_npz`; returns ``(arrays, cfg)``."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FaultFileError(f"{path}: no such file.")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as e:
-        raise FaultFileError(f"{path}: not a readable .npz file ({e}).") from None
-    missing = [k for k in ("kind", "version", "shape", "widths", *keys) if k not in data]
-    if missing:
-        raise FaultFileError(f"{path}: not a {kind} file (missing {', '.join(missing)}).")
-    if str(data["kind"]) != kind:
-        raise FaultFileError(f"{path}: holds a {data['kind']}, expected a {kind}.")
-    if int(data["version"]) != VERSION:
-        raise FaultFileError(f"{path}: format version {int(data['version'])}; this release reads version {VERSION}.")
-    try:
-        a, w, p, acc = (int(v) for v in data["widths"])
-        rows, cols = (int(v) for v in data["shape"])
-        cfg = ArrayConfig(rows, cols, IntPrecision(a, w, p, acc))
-    except (ValueError, TypeError) as e:
-        raise FaultFileError(f"{path}: bad array header ({e}).") from None
-    return data, cfg
-
-
-def _describe(cfg: ArrayConfig) -> str:
+def describe(cfg: ArrayConfig) -> str:
+    """``"32x32 int8x8->int32"``: an array's shape and precision, for messages."""
     return f"{cfg.rows}x{cfg.cols} {cfg.precision.name}"
 
 
@@ -299,12 +264,6 @@ def _rng(seed):
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         raise FaultError(f"seed must be a non-negative int or a numpy Generator; got {seed!r}.")
     return np.random.default_rng(int(seed))
-
-
-def _check_rate(rate) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, Real) or not 0.0 <= float(rate) <= 1.0:
-        raise FaultError(f"rate must be a number in [0, 1]; got {rate!r}.")
-    return float(rate)
 
 
 def _site_distribution(sites):

@@ -5,7 +5,7 @@ from .bypass import apply_masks, bypass_masks
 from .errors import MappingError, UnsupportedLayerError
 from .layers import SIM_LAYERS, SimConv2d, SimLinear
 from .lowering import gemm_dims
-from .model import HOST_LAYERS, QuantizedModel, RunResult, lowered_layers, quantize, run_model
+from .model import HOST_LAYERS, N_CALIB, QuantizedModel, RunResult, lowered_layers, quantize, run_model
 from .report import LayerReport, format_report, layer_report
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "SimConv2d",
     "SIM_LAYERS",
     "HOST_LAYERS",
+    "N_CALIB",
     "MappingError",
     "UnsupportedLayerError",
 ]

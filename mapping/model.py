@@ -21,7 +21,7 @@ __all__ = ["QuantizedModel", "quantize", "run_model", "RunResult", "HOST_LAYERS"
 
 #: Layers with parameters that run on the host in float (as an accelerator's post-processing unit).
 HOST_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
-#: Default number of calibration inputs.
+#: Calibration inputs used when none are given (the first ones of the training split).
 N_CALIB = 512
 
 
@@ -203,8 +203,8 @@ def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_siz
     ----------
     model : nn.Module or QuantizedModel
         A float model is quantized first (:func:`quantize`), calibrated on ``calib``, or
-        else on the first 512 training inputs of a Dataset, or else on the first 512
-        inputs of ``data``. Quantize once and pass the :class:`QuantizedModel` when you
+        else on the first :data:`N_CALIB` (512) training inputs of a Dataset, or else on
+        the first :data:`N_CALIB` inputs of ``data``. Quantize once and pass the :class:`QuantizedModel` when you
         run many chips.
     data : Tensor, (inputs, labels) or Dataset
         A Dataset (``x_train``, ``x_test``, ``y_test``) is evaluated on its test split.

@@ -3,9 +3,10 @@
 See DESIGN.md ("Hardware semantics") for the normative semantics these engines follow.
 """
 
-from .array import ENGINES, MITIGATIONS, MatmulResult, SystolicArray, check_masks, identity_masks
+from .array import ENGINES, MITIGATIONS, MatmulResult, SystolicArray
 from .config import ArrayConfig
 from .errors import ConfigError, FaultMaskError, OperandError
+from .masks import check_masks, faulty_pes, identity_masks, stuck
 from .precision import INT8, SITES, IntPrecision
 from .scalesim import ConvParams, Layer, ScaleSimReport, layer_timings, read_config, read_topology, scalesim_report
 from .timing import GemmTiming, gemm_timing
@@ -21,6 +22,8 @@ __all__ = [
     "MITIGATIONS",
     "identity_masks",
     "check_masks",
+    "faulty_pes",
+    "stuck",
     "GemmTiming",
     "gemm_timing",
     "ConvParams",

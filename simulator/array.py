@@ -10,23 +10,16 @@ import numba
 from .config import ArrayConfig
 from .engines.cycle import run_cycle
 from .engines.fast import run_fast
-from .errors import ConfigError, FaultMaskError, OperandError
-from .precision import SITES
+from .errors import ConfigError, OperandError
+from .masks import faulty_pes, identity_masks, masks_of
 from .timing import gemm_timing
 
-__all__ = ["SystolicArray", "MatmulResult", "ENGINES", "MITIGATIONS", "identity_masks", "check_masks"]
+__all__ = ["SystolicArray", "MatmulResult", "ENGINES", "MITIGATIONS"]
 
 ENGINES = ("fast", "cycle")
 MITIGATIONS = (None, "bypass")
 #: Largest trace (cycles x R x C booleans) the cycle engine will record.
 MAX_TRACE = 50_000_000
-
-
-def identity_masks(cfg: ArrayConfig) -> np.ndarray:
-    """Fault-free masks: ``(4, 2, R, C)`` int32 with AND = -1 and OR = 0 everywhere."""
-    masks = np.zeros((len(SITES), 2, cfg.rows, cfg.cols), np.int32)
-    masks[:, 0] = -1
-    return masks
 
 
 @dataclass(frozen=True)
@@ -95,9 +88,8 @@ class SystolicArray:
         self.cfg = cfg
         self.faults = faults
         self.mitigation = mitigation
-        self._masks = identity_masks(cfg) if faults is None else _check_masks(cfg, faults)
-        ident = (self._masks[:, 0] == -1) & (self._masks[:, 1] == 0)
-        self._faulty = ~ident.all(axis=0)
+        self._masks = identity_masks(cfg) if faults is None else masks_of(cfg, faults)
+        self._faulty = faulty_pes(self._masks)
 
     @property
     def masks(self) -> np.ndarray:
@@ -187,33 +179,3 @@ class SystolicArray:
                 )
         return np.ascontiguousarray(x), np.ascontiguousarray(w)
 
-
-def _check_masks(cfg: ArrayConfig, faults) -> np.ndarray:
-    masks = getattr(faults, "masks", None)
-    if not isinstance(masks, np.ndarray):
-        raise FaultMaskError(
-            f"faults must provide a numpy 'masks' array (e.g. a faults.FaultMap); got {type(faults).__name__}."
-        )
-    check_masks(cfg, masks)
-    return masks.copy()
-
-
-def check_masks(cfg: ArrayConfig, masks: np.ndarray) -> None:
-    """Raise :class:`FaultMaskError` unless ``masks`` are valid stuck-at masks for ``cfg``.
-
-    Valid means: int32, shape ``(4, 2, R, C)``, and every mask sign-extended from its
-    site's width (so a site's bits above its width follow its top bit).
-    """
-    want = (len(SITES), 2, cfg.rows, cfg.cols)
-    if masks.shape != want:
-        raise FaultMaskError(f"fault masks have shape {masks.shape}; this {cfg.rows}x{cfg.cols} array needs {want}.")
-    if masks.dtype != np.int32:
-        raise FaultMaskError(f"fault masks must have dtype int32; got {masks.dtype}.")
-    for i, (site, bits) in enumerate(zip(SITES, cfg.precision.widths())):
-        if bits < 32:
-            sh = 32 - bits
-            canon = (masks[i] << sh) >> sh
-            if not np.array_equal(canon, masks[i]):
-                raise FaultMaskError(
-                    f"{site} masks must be sign-extended {bits}-bit patterns for {cfg.precision.name}."
-                )

@@ -20,3 +20,20 @@ def isolated_cache(tmp_path_factory):
     mp.setenv("EFAT_CACHE_DIR", str(tmp_path_factory.mktemp("efat-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def efat_case():
+    """A small eFAT case shared by the execution and command-line tests: the MLP on digits,
+    a measured 16x16 resilience map and 8 chips."""
+    from efat import resilience_map
+    from faults import Population
+    from simulator import ArrayConfig
+    from training import load_dataset, pretrained
+
+    cfg = ArrayConfig(16, 16)
+    data = load_dataset("digits", seed=0)
+    model = pretrained("mlp", data, seed=0)
+    rmap = resilience_map(model, data, cfg, [0.02, 0.05, 0.1], [0.5, 1], trials=2, progress=False)
+    pop = Population.generate(cfg, 8, rates="uniform:0.005,0.06", seed=3)
+    return model, data, rmap, pop

@@ -1,28 +1,20 @@
-"""The DNN side: data, model zoo, baseline training, fault campaigns and the ``efat`` CLI.
+"""The DNN side: data sets, the model zoo, baseline training (cached), fault-aware
+training (FAT) for one chip, and fault-injection campaigns over random chips.
 
-Names are imported lazily, so ``efat population`` does not pay for importing torch.
+``from training import efat`` of earlier releases is gone: the eFAT method is the
+package :mod:`efat` (``import efat``), which sits above this one.
 """
 
-from importlib import import_module
+from .baseline import CACHE_VERSION, DEFAULT_EPOCHS, cache_dir_default, evaluate, pretrained, train
+from .campaign import CampaignRow, accuracy_vs_rate
+from .data import DataError, Dataset, load_dataset, load_digits_dataset, load_mnist, read_idx
+from .fat import FAT_LR, chip_accuracy, fat_retrain
+from .models import MLP, MODELS, LeNet5, SmallVGG, build_model
 
-_EXPORTS = {
-    "data": ("DataError", "Dataset", "load_digits_dataset", "read_idx", "load_mnist", "load_dataset"),
-    "models": ("MLP", "LeNet5", "SmallVGG", "MODELS", "build_model"),
-    "baseline": ("train", "evaluate", "pretrained", "cache_dir_default", "DEFAULT_EPOCHS", "CACHE_VERSION"),
-    "campaign": ("accuracy_vs_rate", "CampaignRow"),
-    "fat": ("fat_retrain", "resilience_map", "chip_accuracy"),
-    "resilience": ("ResilienceMap", "ResilienceError"),
-    "planner": ("plan", "Plan", "PlanError"),
-    "execute": ("execute", "Report"),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    if name == "efat":
-        return import_module(".efat", __name__)
-    if name in _WHERE:
-        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module 'training' has no attribute {name!r}")
+__all__ = [
+    "DataError", "Dataset", "load_digits_dataset", "read_idx", "load_mnist", "load_dataset",
+    "MLP", "LeNet5", "SmallVGG", "MODELS", "build_model",
+    "train", "evaluate", "pretrained", "cache_dir_default", "DEFAULT_EPOCHS", "CACHE_VERSION",
+    "accuracy_vs_rate", "CampaignRow",
+    "fat_retrain", "chip_accuracy", "FAT_LR",
+]

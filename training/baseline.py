@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from training.data import Dataset
-from training.models import MODELS, build_model
+from fileio import atomic_write
+
+from .data import Dataset
+from .models import MODELS, build_model
 
 __all__ = ["train", "evaluate", "pretrained", "cache_dir_default", "DEFAULT_EPOCHS", "CACHE_VERSION"]
 
@@ -158,20 +159,6 @@ def _fresh_model(name: str, dataset: Dataset, seed: int) -> nn.Module:
         return build_model(name, dataset.input_shape, dataset.n_classes)
 
 
-def _save_atomic(state: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def pretrained(name: str, dataset: Dataset, seed: int = 0, epochs: float | None = None,
                cache_dir=None, progress: bool = False) -> nn.Module:
     """A zoo model trained on ``dataset``, loaded from the cache or trained once and cached.
@@ -217,6 +204,6 @@ def pretrained(name: str, dataset: Dataset, seed: int = 0, epochs: float | None 
     model = _fresh_model(name, dataset, seed)
     train(model, dataset, epochs=epochs, lr=DEFAULT_LR, batch_size=DEFAULT_BATCH_SIZE, seed=seed,
           progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    _save_atomic(model.state_dict(), path)
+    with atomic_write(path, binary=True) as f:
+        torch.save(model.state_dict(), f)
     return model.eval()

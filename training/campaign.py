@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fileio import atomic_write
 from faults import SITES, FaultMap
 from mapping import QuantizedModel, run_model
 from simulator import ArrayConfig, SystolicArray
@@ -47,7 +48,8 @@ def accuracy_vs_rate(qm: QuantizedModel, data, cfg: ArrayConfig, rates, trials: 
 
 
 def write_csv(path, rows: list[CampaignRow]) -> None:
-    with open(path, "w", newline="") as f:
+    """One row per chip and mitigation, atomically."""
+    with atomic_write(path, newline="") as f:
         out = csv.DictWriter(f, fieldnames=list(CampaignRow.__dataclass_fields__))
         out.writeheader()
         out.writerows(asdict(r) for r in rows)

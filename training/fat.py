@@ -1,4 +1,4 @@
-"""Fault-aware training (FAP+T) and the resilience maps built from it.
+"""Fault-aware training (FAP+T): retraining a model for one chip's faulty PEs.
 
 **FAT** retrains a pretrained model for one chip: every weight that bypass drops on that
 chip (weight ``W[k, n]`` on a faulty PE ``(k mod R, n mod C)``, see
@@ -8,29 +8,26 @@ epochs, fractions allowed (counted in batches). A run of ``e`` epochs is exactly
 first ``round(e * batches_per_epoch)`` steps of any longer run with the same seed, so one
 run, evaluated at each amount as it passes it, stands for every amount on a grid.
 
-Accuracy is always measured **on the simulator**: the retrained model, quantized to
-int8 (calibrated on 512 training inputs), runs on the chip with bypass.
+Accuracy is always measured **on the simulator** (:func:`chip_accuracy`): the retrained
+model, quantized to int8 (calibrated on ``mapping.N_CALIB`` training inputs), runs on
+the chip with bypass. Resilience maps built from FAT runs are :mod:`efat`'s.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import time
 
-import numpy as np
 import torch
 
 from faults import FaultMap
-from mapping import apply_masks, bypass_masks, run_model
+from mapping import N_CALIB, apply_masks, bypass_masks, run_model
 from simulator import ArrayConfig, SystolicArray
 
 from .baseline import DEFAULT_BATCH_SIZE, DEFAULT_LR, train
-from .resilience import ResilienceError, ResilienceMap
 
-__all__ = ["fat_retrain", "chip_accuracy", "resilience_map", "map_chip", "N_CALIB", "FAT_LR"]
+__all__ = ["fat_retrain", "chip_accuracy", "FAT_LR"]
 
-N_CALIB = 512
 #: Retraining starts from a trained model: a smaller step than from scratch.
 FAT_LR = DEFAULT_LR / 3
 
@@ -94,90 +91,3 @@ def fat_retrain(model, fault_map: FaultMap, data, epochs: float, seed: int = 0, 
     train(m, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress,
           after_step=after_step, grad_mask=keep)
     return m.eval()
-
-
-def map_chip(cfg: ArrayConfig, rate: float, trial: int, seed: int = 0, sites=None) -> FaultMap:
-    """The random chip a resilience map measures at ``(rate, trial)`` for ``seed``.
-
-    Drawn from its own stream, so it does not depend on the other rates on the grid.
-    """
-    rng = np.random.default_rng(np.random.SeedSequence([seed, round(rate * 1_000_000), trial]))
-    return FaultMap.random(cfg, rate, seed=rng, **({"sites": sites} if sites else {}))
-
-
-def resilience_map(model, data, cfg: ArrayConfig, fault_rates, epochs, trials: int = 3, seed: int = 0,
-                   out=None, lr: float = FAT_LR, batch_size: int = DEFAULT_BATCH_SIZE, sites=None,
-                   progress: bool | None = None) -> ResilienceMap:
-    """Measure accuracy over fault rate x retraining amount x trials on the simulator.
-
-    For each rate and trial, one random chip (:meth:`FaultMap.random`) gets one FAT run up
-    to the largest amount, evaluated (int8, on the chip, with bypass) at every amount on
-    the grid as the run passes it.
-
-    Parameters
-    ----------
-    model : nn.Module
-        The pretrained float model.
-    data : training.Dataset
-    cfg : ArrayConfig
-    fault_rates, epochs : sequences of float
-        The grid; ``0`` is added to ``epochs`` if missing (bypass only).
-    trials : int
-        Random chips per rate.
-    out : path or None
-        JSON file written after every (rate, trial) run; if it exists with the same
-        grid and settings, measured runs are kept and only the missing ones run (resume).
-    """
-    from tqdm.auto import tqdm
-
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ResilienceError(f"trials must be an int >= 1; got {trials!r}.")
-    epochs = sorted(set([0.0] + [float(e) for e in epochs]))
-    fault_rates = [float(r) for r in fault_rates]
-    sites = tuple(sites) if sites is not None else None
-    meta = {"array": [cfg.rows, cfg.cols], "precision": cfg.precision.name, "trials": trials, "seed": seed,
-            "lr": lr, "batch_size": batch_size, "sites": list(sites) if sites else "all",
-            "model": type(model).__name__, "data": getattr(data, "name", "?")}
-    acc = np.full((len(fault_rates), len(epochs), trials), np.nan)
-    baseline = chip_accuracy(model, data, cfg, None)
-    if out is not None:
-        acc = _resume(out, fault_rates, epochs, meta, baseline, acc)
-    rmap = ResilienceMap(fault_rates, epochs, acc, baseline, meta)
-    todo = [(i, t) for i in range(len(fault_rates)) for t in range(trials) if np.isnan(acc[i, :, t]).any()]
-    quiet = None if progress is None else not progress  # None: tqdm shows bars on a terminal only
-    for i, t in tqdm(todo, desc="resilience map", unit="chip", disable=quiet):
-        fm = map_chip(cfg, fault_rates[i], t, seed, sites)
-
-        def record(amount, m, i=i, t=t, fm=fm):
-            acc[i, epochs.index(amount), t] = chip_accuracy(m, data, cfg, fm)
-
-        fat_retrain(model, fm, data, epochs[-1], seed=seed + t, lr=lr, batch_size=batch_size,
-                    checkpoints=epochs, on_checkpoint=record)
-        rmap = ResilienceMap(fault_rates, epochs, acc, baseline, meta)
-        if out is not None:
-            rmap.save(out)  # the unit of work is one (rate, trial) run
-    if out is not None and not todo:
-        rmap.save(out)
-    return rmap
-
-
-def _resume(path, fault_rates, epochs, meta, baseline, acc):
-    import os
-
-    if not os.path.exists(path):
-        return acc
-    old = ResilienceMap.load(path)
-    same = (old.fault_rates.tolist() == fault_rates and old.epochs.tolist() == epochs
-            and old.meta == meta and abs(old.baseline - baseline) < 1e-12)
-    if not same:
-        raise ResilienceError(
-            f"{path} holds a resilience map of another grid or setting; remove it or choose another --out."
-        )
-    return np.array(old.accuracy, dtype=float)
-
-
-def timed(fn, *args, **kwargs):
-    """``(result, seconds)`` of a call."""
-    t = time.perf_counter()
-    res = fn(*args, **kwargs)
-    return res, time.perf_counter() - t

@@ -31,6 +31,8 @@ import numpy as np
 from numba import njit, prange
 from threadpoolctl import ThreadpoolController
 
+from ..masks import faulty_pes, stuck
+
 __all__ = ["run_fast", "exact_matmul"]
 
 _F32_EXACT = 1 << 24
@@ -114,10 +116,6 @@ def _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift):
                 y[m0 + i, n] += s[i] - pp[i]
 
 
-def _identity(masks):
-    return (masks[:, 0] == -1) & (masks[:, 1] == 0)  # (4, R, C)
-
-
 def _tile(a, nkf, N):
     R, C = a.shape
     return np.tile(a, (nkf, -(-N // C)))[:, :N]
@@ -134,8 +132,8 @@ def run_fast(x, w, masks, bypass, precision):
     N = w.shape[1]
     shift = np.int64(64 - precision.acc_bits)
     maxp = precision.max_abs_product()
-    ident = _identity(masks)
-    faulty = ~ident.all(axis=0)
+    ident = ~stuck(masks[:, 0], masks[:, 1])  # (4, R, C): registers without a stuck bit
+    faulty = faulty_pes(masks)
     nkf = -(-K // R)
     if bypass or not faulty.any():
         if faulty.any():

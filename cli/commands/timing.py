@@ -1,0 +1,115 @@
+"""``efat timing``: per-layer weight-stationary cycles of a SCALE-Sim topology.
+
+    efat timing TOPOLOGY.csv [--config FILE.cfg | --rows R --cols C] [--csv OUT.csv] [--scalesim]
+
+Prints one row per layer (GEMM shape, folds, our cycle count, the count SCALE-Sim v3
+reports for the same stall-free run, PE and MAC utilisation) and a total row (sums; PE
+utilisation weighted by cycles, MAC utilisation over the whole run). With
+``--scalesim`` it adds the other columns of SCALE-Sim's ``COMPUTE_REPORT.csv`` (overall,
+mapping and compute utilisation as SCALE-Sim computes them), for side-by-side checks.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+from fileio import atomic_write
+from simulator import ArrayConfig, layer_timings, read_config, read_topology, scalesim_report
+
+DEFAULT_DIM = 32
+
+
+def register(sub):
+    """Add the ``timing`` sub-command to an argparse sub-parser collection."""
+    p = sub.add_parser(
+        "timing",
+        help="per-layer WS cycles of a SCALE-Sim topology CSV",
+        description="Per-layer weight-stationary cycles of a SCALE-Sim topology CSV (conv or GEMM form).",
+    )
+    p.add_argument("topology", metavar="TOPOLOGY.csv", help="SCALE-Sim topology CSV, conv or GEMM (Layer, M, N, K) form")
+    p.add_argument("--config", metavar="FILE.cfg",
+                   help="SCALE-Sim .cfg giving ArrayHeight/ArrayWidth (Dataflow must be ws; default: none)")
+    p.add_argument("--rows", type=int, metavar="R", help=f"array rows (default: {DEFAULT_DIM}; not with --config)")
+    p.add_argument("--cols", type=int, metavar="C", help=f"array columns (default: {DEFAULT_DIM}; not with --config)")
+    p.add_argument("--form", choices=("conv", "gemm"), help="topology form (default: detected from the header)")
+    p.add_argument("--csv", metavar="OUT.csv", help="also write the table as CSV (default: none)")
+    p.add_argument("--scalesim", action="store_true", help="add SCALE-Sim's COMPUTE_REPORT utilisation columns")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Execute ``efat timing``; returns the exit code."""
+    if args.config and (args.rows is not None or args.cols is not None):
+        raise ValueError("give either --config or --rows/--cols, not both.")
+    if args.config:
+        cfg = read_config(args.config)
+    else:
+        cfg = ArrayConfig(
+            rows=DEFAULT_DIM if args.rows is None else args.rows,
+            cols=DEFAULT_DIM if args.cols is None else args.cols,
+        )
+    layers = read_topology(args.topology, form=args.form)
+    rows = _table(layer_timings(layers, cfg), cfg, args.scalesim)
+    print(f"# {args.topology}: {len(layers)} layers on a {cfg.rows}x{cfg.cols} weight-stationary array")
+    _print(rows)
+    if args.csv:
+        with atomic_write(args.csv, newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(rows[0].keys())
+            writer.writerows(r.values() for r in rows)
+        print(f"# wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _table(timings, cfg: ArrayConfig, with_scalesim: bool) -> list[dict]:
+    rows = []
+    for layer, t in timings:
+        row = {
+            "layer": layer.name,
+            "M": t.m,
+            "K": t.k,
+            "N": t.n,
+            "folds": t.folds,
+            "cycles": t.n_cycles,
+            "scalesim_cycles": t.scalesim_cycles,
+            "pe_util": f"{t.pe_utilisation:.4f}",
+            "mac_util": f"{t.mac_utilisation:.4f}",
+        }
+        if with_scalesim:
+            rep = scalesim_report(t, cfg)
+            row["ss_overall_util_%"] = f"{rep.overall_util_pct:.4f}"
+            row["ss_mapping_eff_%"] = f"{rep.mapping_efficiency_pct:.4f}"
+            row["ss_compute_util_%"] = f"{rep.compute_util_pct:.4f}"
+        rows.append(row)
+    ts = [t for _, t in timings]
+    cycles = sum(t.n_cycles for t in ts)
+    pe_cycles = sum(t.pe_utilisation * t.n_cycles for t in ts)  # utilisation weighted by time
+    total = {
+        "layer": "TOTAL",
+        "M": "",
+        "K": "",
+        "N": "",
+        "folds": sum(t.folds for t in ts),
+        "cycles": cycles,
+        "scalesim_cycles": sum(t.scalesim_cycles for t in ts),
+        "pe_util": f"{pe_cycles / cycles:.4f}",
+        "mac_util": f"{sum(t.macs for t in ts) / (cycles * cfg.n_pes):.4f}",
+    }
+    if with_scalesim:
+        total.update({"ss_overall_util_%": "", "ss_mapping_eff_%": "", "ss_compute_util_%": ""})
+    rows.append(total)
+    return rows
+
+
+def _print(rows: list[dict]) -> None:
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    line = lambda r: "  ".join(  # noqa: E731
+        str(r[k]).ljust(widths[k]) if k == "layer" else str(r[k]).rjust(widths[k]) for k in keys
+    ).rstrip()
+    print(line({k: k for k in keys}))
+    for r in rows[:-1]:
+        print(line(r))
+    print("  ".join("-" * widths[k] for k in keys))
+    print(line(rows[-1]))

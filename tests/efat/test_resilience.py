@@ -1,0 +1,104 @@
+"""Resilience maps: measuring (resumable), E* and its properties, files, the heatmap."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from efat import ResilienceError, ResilienceMap, resilience_map
+from efat import measure as measure_module
+from simulator import ArrayConfig
+from training.baseline import pretrained
+from training.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def setup():
+    data = load_dataset("digits", seed=0)
+    model = pretrained("lenet5", data, seed=0)
+    yield model, data
+
+
+def test_resilience_map_resumes_after_interrupt(setup, tmp_path, monkeypatch):
+    model, data = setup
+    args = (model, data, ArrayConfig(16, 16), [0.05, 0.2], [0.25])
+    full = resilience_map(*args, trials=2, out=tmp_path / "full.json", progress=False)
+    calls = {"n": 0}
+    real = measure_module.fat_retrain
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed in the middle of the third chip
+        return real(*a, **k)
+
+    monkeypatch.setattr(measure_module, "fat_retrain", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        resilience_map(*args, trials=2, out=tmp_path / "part.json", progress=False)
+    part = ResilienceMap.load(tmp_path / "part.json")
+    assert np.isnan(part.accuracy).any() and not np.isnan(part.accuracy).all()
+    monkeypatch.setattr(measure_module, "fat_retrain", real)
+    resumed = resilience_map(*args, trials=2, out=tmp_path / "part.json", progress=False)
+    assert resumed.complete
+    assert json.dumps(resumed.to_json()) == json.dumps(full.to_json())
+    with pytest.raises(ResilienceError, match="another grid"):
+        resilience_map(model, data, ArrayConfig(16, 16), [0.05], [0.25], trials=2, out=tmp_path / "part.json")
+
+
+@st.composite
+def maps(draw):
+    n_rates = draw(st.integers(1, 5))
+    n_epochs = draw(st.integers(1, 5))
+    trials = draw(st.integers(1, 3))
+    rates = sorted(draw(st.sets(st.floats(0.001, 0.5), min_size=n_rates, max_size=n_rates)))
+    epochs = [0.0] + sorted(draw(st.sets(st.floats(0.1, 10), min_size=n_epochs - 1, max_size=n_epochs - 1)))
+    acc = draw(st.lists(st.floats(0, 1), min_size=n_rates * n_epochs * trials, max_size=n_rates * n_epochs * trials))
+    return ResilienceMap(rates, epochs, np.reshape(acc, (n_rates, n_epochs, trials)), draw(st.floats(0.5, 1)),
+                         {"array": [8, 8]})
+
+
+@settings(max_examples=100)
+@given(rmap=maps(), drop=st.floats(0, 0.3), rate=st.floats(0, 1))
+def test_required_epochs_properties(rmap, drop, rate):
+    need = rmap.required_epochs_grid(drop)
+    assert (need[1:] >= need[:-1]).all()  # non-decreasing in the rate
+    for i, e in enumerate(need):
+        if np.isfinite(e):
+            assert e in rmap.epochs
+    for i in range(len(rmap.fault_rates)):
+        # at its own grid point, the least amount that meets the drop for every trial, unless an easier rate needs more
+        ok = (rmap.accuracy[i].min(axis=1) >= rmap.baseline - drop - 1e-12)
+        own = rmap.epochs[ok.argmax()] if ok.any() else np.inf
+        assert need[i] == max([own] + [need[j] for j in range(i)])
+    got = rmap.required_epochs(rate, drop)
+    above = rmap.fault_rates >= rate - 1e-12
+    assert got == (need[above.argmax()] if above.any() else np.inf)  # rounds up to the grid
+
+
+def test_resilience_map_validation_and_files(tmp_path):
+    acc = np.full((2, 2, 1), 0.9)
+    with pytest.raises(ResilienceError, match="start with 0"):
+        ResilienceMap([0.1, 0.2], [1, 2], acc, 0.9)
+    with pytest.raises(ResilienceError, match="strictly increasing"):
+        ResilienceMap([0.2, 0.1], [0, 2], acc, 0.9)
+    with pytest.raises(ResilienceError, match=r"shape \(2, 2, trials\)"):
+        ResilienceMap([0.1, 0.2], [0, 2], np.zeros((2, 3, 1)), 0.9)
+    rmap = ResilienceMap([0.1, 0.2], [0, 2], acc, 0.9, {"array": [8, 8]})
+    with pytest.raises(ResilienceError, match="max_accuracy_drop must be a number in"):
+        rmap.required_epochs(0.1, -0.5)
+    rmap.save(tmp_path / "m.json")
+    assert ResilienceMap.load(tmp_path / "m.json").to_json() == rmap.to_json()
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ResilienceError, match="not valid JSON"):
+        ResilienceMap.load(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"format": "something"}')
+    with pytest.raises(ResilienceError, match="not a resilience map"):
+        ResilienceMap.load(tmp_path / "other.json")
+    with pytest.raises(ResilienceError, match="no such file"):
+        ResilienceMap.load(tmp_path / "missing.json")
+    rmap.plot(tmp_path / "m.png", 0.01)
+    assert (tmp_path / "m.png").stat().st_size > 5000
