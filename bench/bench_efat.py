@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine, write_result  # noqa: E402
 
-from training.pipeline import DemoConfig, run_demo  # noqa: E402
+from cli.pipeline import DemoConfig, run_demo  # noqa: E402
 
 
 def main(argv=None):

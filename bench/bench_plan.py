@@ -29,8 +29,7 @@ from common import machine, write_result  # noqa: E402
 
 from faults import Population  # noqa: E402
 from simulator import ArrayConfig  # noqa: E402
-from training.planner import plan  # noqa: E402
-from training.resilience import ResilienceMap  # noqa: E402
+from efat import ResilienceMap, plan  # noqa: E402
 
 N_CHIPS, SHAPE, RATES, DROP, REPS = 1000, (128, 128), "uniform:0.002,0.03", 0.01, 3
 

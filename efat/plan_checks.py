@@ -28,10 +28,7 @@ def check_plan(p) -> None:
     _check_settings(p)
     n_pes = p.shape[0] * p.shape[1]
     rates, need = np.array(p.fault_rates), np.array(p.required_epochs_grid)
-    ids = [c.id for c in p.chips]
-    if len(set(ids)) != len(ids):
-        raise PlanError("chip ids must be unique; " + repr(next(i for i in ids if ids.count(i) > 1))
-                        + " appears more than once.")
+    ids = [c.id for c in p.chips]  # unique: checked by Plan before the group structure
     for c in p.chips:
         _check_chip(c, n_pes, rates, need)
     position = {chip_id: i for i, chip_id in enumerate(ids)}

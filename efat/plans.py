@@ -128,6 +128,10 @@ class Plan:
     epochs: tuple[float, ...]
 
     def __post_init__(self):
+        ids = [c.id for c in self.chips]
+        if len(set(ids)) != len(ids):
+            raise PlanError(f"chip ids must be unique; {next(i for i in ids if ids.count(i) > 1)!r} appears "
+                            "more than once.")
         if self.strategy not in STRATEGIES:
             raise PlanError(f"strategy must be one of {list(STRATEGIES)}; got {self.strategy!r}.")
         for c in self.chips:

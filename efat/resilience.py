@@ -268,10 +268,11 @@ def format_drop(value: float, limit: float) -> str:
 
 def _boundary_label(drop: float, margin: float) -> str:
     limit = 100 * (drop - margin)
+    points = f"{limit:g} point{'' if limit == 1 else 's'}"
     if margin:
-        return (f"E*: least amount with every chip within {limit:g} points\n"
+        return (f"E*: least amount with every chip within {points}\n"
                 f"({100 * drop:g}-point constraint less a {100 * margin:g}-point planning margin; hatched: none)")
-    return f"E*: least amount with every chip within {limit:g} points (hatched: none)"
+    return f"E*: least amount with every chip within {points} (hatched: none)"
 
 
 def _check_drop(drop) -> float:

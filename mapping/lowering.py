@@ -7,7 +7,7 @@
   kernel row then kernel column, ``N`` = out_channels, ``W = weight.reshape(N, K).T``.
   Stride, padding (zeros) and dilation are honoured (as ``F.conv2d`` does; tested).
 
-K is mapped onto array rows and N onto array columns, folded as in DESIGN.md, so weight
+K is mapped onto array rows and N onto array columns, folded as in docs/semantics.md, so weight
 ``W[k, n]`` sits on PE ``(k mod R, n mod C)``.
 """
 

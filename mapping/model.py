@@ -14,7 +14,7 @@ from torch import nn
 from simulator import INT8, SystolicArray
 
 from .errors import MappingError, UnsupportedLayerError
-from .layers import SIM_LAYERS, make_sim_layer
+from .layers import SIM_LAYERS, check_finite_input, make_sim_layer
 from .lowering import LOWERED, check_lowerable
 
 __all__ = ["QuantizedModel", "quantize", "run_model", "RunResult", "HOST_LAYERS", "lowered_layers"]
@@ -145,6 +145,7 @@ def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: 
     amax = {name: 0.0 for name, _ in targets}
 
     def record(name, x):
+        check_finite_input(name, x)
         amax[name] = max(amax[name], float(x.abs().max()))
 
     try:
@@ -156,7 +157,7 @@ def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: 
     sim = copy.deepcopy(model).eval()
     for name, layer in targets:
         parent, _, attr = name.rpartition(".")
-        setattr(sim.get_submodule(parent) if parent else sim, attr, make_sim_layer(layer, amax[name], precision))
+        setattr(sim.get_submodule(parent) if parent else sim, attr, make_sim_layer(layer, amax[name], precision, name))
     return QuantizedModel(sim, precision, amax)
 
 

@@ -1,6 +1,6 @@
 """Cycle-level weight-stationary systolic-array simulator with per-PE stuck-at faults.
 
-See DESIGN.md ("Hardware semantics") for the normative semantics these engines follow.
+See docs/semantics.md ("The array", "Timing", "Engines") for the normative semantics these engines follow.
 """
 
 from .array import ENGINES, MITIGATIONS, MatmulResult, SystolicArray

@@ -1,4 +1,4 @@
-"""Slow, obviously correct reference of the array semantics (DESIGN.md, normative).
+"""Slow, obviously correct reference of the array semantics (docs/semantics.md, normative).
 
 Plain Python integers, one PE at a time, no cleverness: both engines must match it bit
 for bit. Only for tiny shapes.

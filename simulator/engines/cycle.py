@@ -1,6 +1,6 @@
 """Register-level ``cycle`` engine: steps every PE register in every cycle.
 
-Timeline of one fold ``(kf, nf)`` (DESIGN.md, Timing):
+Timeline of one fold ``(kf, nf)`` (docs/semantics.md, "Timing"):
 
 * **weight load**, R cycles: the fold's weights shift down a load chain one row per
   cycle, the bottom row's first; at the end every PE latches its stationary weight

@@ -21,7 +21,7 @@ How it stays exact while using BLAS:
   faulty PEs in a small Numba kernel. The difference between the replayed and the
   fault-free chain is added to the main GEMM.
 * **Bypass** equals the fault-free array with the weights on faulty PEs set to zero
-  (DESIGN.md); that is what this engine computes. The test-suite checks the equivalence
+  (docs/semantics.md, "Bypass"); that is what this engine computes. The test-suite checks the equivalence
   against the ``cycle`` engine, which models the bypass multiplexers themselves.
 """
 

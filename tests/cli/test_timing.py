@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from simulator import ArrayConfig, gemm_timing
 from cli.main import main
+from simulator import ArrayConfig, gemm_timing
 
 TOPO = (
     "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
@@ -26,6 +26,18 @@ def files(tmp_path):
     return topo, cfg
 
 
+def _expected(ifmap_h, ifmap_w, filt_h, filt_w, channels, filters, stride, R=8, C=8):
+    """One conv layer of TOPO by hand: SCALE-Sim's output size ceil((ifmap - filter + stride) / stride),
+    M = output pixels, K = filter volume, N = filters; folds ceil(K/R) * ceil(N/C), each
+    2R + C + M - 2 cycles; SCALE-Sim reports one cycle less per layer."""
+    out_h = -(-(ifmap_h - filt_h + stride) // stride)
+    out_w = -(-(ifmap_w - filt_w + stride) // stride)
+    m, k, n = out_h * out_w, filt_h * filt_w * channels, filters
+    folds = -(-k // R) * -(-n // C)
+    cycles = folds * (2 * R + C + m - 2)
+    return m, k, n, folds, cycles, cycles - 1
+
+
 def test_table_with_config(files, capsys):
     topo, cfg = files
     assert main(["timing", str(topo), "--config", str(cfg)]) == 0
@@ -33,9 +45,13 @@ def test_table_with_config(files, capsys):
     lines = out.splitlines()
     assert "8x8" in lines[0]
     assert lines[1].split() == ["layer", "M", "K", "N", "folds", "cycles", "scalesim_cycles", "pe_util", "mac_util"]
-    assert lines[2].split()[:7] == ["conv1", "64", "18", "5", "3", "258", "257"]
-    assert lines[3].split()[:7] == ["conv2", "25", "18", "17", "9", "423", "422"]
-    assert lines[-1].split()[:4] == ["TOTAL", "12", "681", "679"]
+    conv1 = _expected(10, 10, 3, 3, 2, 5, 1)   # 8x8 outputs: M 64, K 18, N 5; 3 folds of 86 cycles
+    conv2 = _expected(11, 9, 3, 2, 3, 17, 2)   # 5x5 outputs: M 25, K 18, N 17; 9 folds of 47 cycles
+    assert conv1 == (64, 18, 5, 3, 258, 257) and conv2 == (25, 18, 17, 9, 423, 422)  # the arithmetic, spelled out
+    assert lines[2].split()[:7] == ["conv1", *map(str, conv1)]
+    assert lines[3].split()[:7] == ["conv2", *map(str, conv2)]
+    total = [conv1[3] + conv2[3], conv1[4] + conv2[4], conv1[5] + conv2[5]]
+    assert lines[-1].split()[:4] == ["TOTAL", *map(str, total)]
 
 
 def test_rows_cols_csv_and_scalesim_columns(files, tmp_path, capsys):

@@ -102,3 +102,32 @@ def test_resilience_map_validation_and_files(tmp_path):
         ResilienceMap.load(tmp_path / "missing.json")
     rmap.plot(tmp_path / "m.png", 0.01)
     assert (tmp_path / "m.png").stat().st_size > 5000
+
+
+def test_heatmap_numbers_keep_their_side_of_the_limit():
+    from efat.resilience import format_drop
+
+    assert format_drop(2.037, 2.0) == "2.04"  # not "2.0" beside a 2-point limit
+    assert format_drop(1.96, 2.0) == "2.0"  # meets it, and "2.0" meets it too
+    assert format_drop(2.0, 2.0) == "2.0" and format_drop(3.7, 2.0) == "3.7"
+    assert format_drop(2.00004, 2.0) == "2.00004"
+
+
+@settings(max_examples=300)
+@given(value=st.floats(-5, 50), limit=st.floats(0, 20))
+def test_heatmap_numbers_never_cross_the_limit(value, limit):
+    from efat.resilience import format_drop
+
+    text = format_drop(value, limit)
+    assert (float(text) <= limit + 1e-10) == (value <= limit + 1e-10)
+    assert len(text.split(".")[-1]) >= 1
+
+
+def test_heatmap_states_the_constraint_with_its_margin(tmp_path):
+    from efat.resilience import _boundary_label
+
+    assert "within 1 point\n" in _boundary_label(0.02, 0.01) and "1-point planning margin" in _boundary_label(0.02, 0.01)
+    assert _boundary_label(0.02, 0.0).startswith("E*: least amount with every chip within 2 points")
+    rmap = ResilienceMap([0.1, 0.2], [0, 1], np.array([[[0.97], [0.98]], [[0.9], [0.96]]]), 0.99, {"array": [8, 8]})
+    rmap.plot(tmp_path / "m.png", 0.03, margin=0.01)
+    assert (tmp_path / "m.png").stat().st_size > 5000

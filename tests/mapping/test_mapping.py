@@ -22,6 +22,7 @@ from mapping import (
     format_report,
     gemm_dims,
     layer_report,
+    lowered_layers,
     quantize,
     run_model,
 )
@@ -226,3 +227,20 @@ def test_bad_inputs_give_clear_errors():
         run_model(quantize(model, x), (x, y), SystolicArray(ArrayConfig(8, 8, IntPrecision(8, 8, 16, 24))))
     with pytest.raises(MappingError, match="input shape"):
         layer_report(model, (2, 8, 8), ArrayConfig(8, 8))
+
+
+def test_nan_inputs_are_refused_naming_the_layer():
+    """NaN would quantize silently to 0; the error names the first layer that sees it."""
+    model = small_cnn()
+    x, _ = inputs(32)
+    qm = quantize(model, x)
+    bad = x.clone()
+    bad[3, 0, 2, 2] = float("nan")
+    first = lowered_layers(model)[0][0]
+    with pytest.raises(MappingError, match=f"layer '{first}': its input holds 1 NaN"):
+        run_model(qm, bad, SystolicArray(ArrayConfig(8, 8)))
+    with pytest.raises(MappingError, match=f"layer '{first}'.*NaN"):
+        quantize(model, bad)
+    inf = x.clone()
+    inf[0, 0, 0, 0] = float("inf")  # infinities are defined: they saturate
+    assert run_model(qm, inf, SystolicArray(ArrayConfig(8, 8))).predictions.shape == (32,)
