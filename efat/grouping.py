@@ -58,7 +58,7 @@ def _group_none(bits, costs, cost_of) -> list[list[int]]:
 
 
 def _group_reward(bits, costs, cost_of) -> list[list[int]]:
-    """Greedy pairwise merging by largest reward (docs/semantics.md, eFAT step 4), smallest indices on ties."""
+    """Greedy pairwise merging by largest reward (docs/semantics.md, "eFAT", step 4), smallest indices on ties."""
     m = len(costs)
     bits, cost = bits.copy(), np.asarray(costs, float).copy()
     reward = np.full((m, m), -np.inf)  # upper triangle only: reward[i, j], i < j
@@ -113,9 +113,6 @@ def _group_exact(bits, costs, cost_of) -> list[list[int]]:
         groups.append([b for b in range(m) if choice[s] >> b & 1])
         s ^= choice[s]
     return groups
-
-
-_GROUPERS = {"reward": _group_reward, "none": _group_none, "exact": _group_exact}
 
 
 GROUPERS = {"reward": _group_reward, "none": _group_none, "exact": _group_exact}

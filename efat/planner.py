@@ -67,6 +67,10 @@ def _check_inputs(population, rmap, drop, strategy, quantile) -> float:
         missing = int(np.isnan(rmap.accuracy).sum())
         raise PlanError(f"the resilience map is incomplete ({missing} of {rmap.accuracy.size} cells not "
                         "measured); finish it before planning.")
+    precision = rmap.meta.get("precision")
+    if precision is not None and precision != population.cfg.precision.name:
+        raise PlanError(f"the resilience map was measured with precision {precision}; the population's chips "
+                        f"compute {population.cfg.precision.name}.")
     if rmap.shape != population.cfg.shape:
         raise PlanError(f"the resilience map was measured on a {rmap.shape[0]}x{rmap.shape[1]} array; the "
                         f"population is {population.cfg.rows}x{population.cfg.cols}.")

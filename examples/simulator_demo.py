@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from faults import SITES, FaultMap
+from fileio import atomic_write
 from simulator import ArrayConfig, SystolicArray
 
 
@@ -80,7 +81,7 @@ def main(argv=None):
 
 def write_csv(path, fm, exact, runs, N):
     C = fm.cfg.cols
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         out = csv.writer(f)
         out.writerow(["output_col", "array_col", "faulty_pes_in_col", "wrong_unmitigated", "mae_unmitigated",
                       "wrong_bypass", "mae_bypass"])

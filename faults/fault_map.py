@@ -246,9 +246,12 @@ class FaultMap:
         :class:`faults.FaultFileError`."""
         data, cfg = read_npz(path, FORMAT, ("pe_rc", "pe_masks"))
         try:
-            return cls.from_sparse(cfg, data["pe_rc"], data["pe_masks"])
+            fm = cls.from_sparse(cfg, data["pe_rc"], data["pe_masks"])
         except FaultError as e:
             raise FaultFileError(path, str(e)) from None
+        if fm.n_faulty != len(data["pe_rc"]):
+            raise FaultFileError(path, "a PE listed as faulty has no stuck bit.")
+        return fm
 
 
 # -- helpers ----------------------------------------------------------------------------

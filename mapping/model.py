@@ -136,7 +136,8 @@ def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: 
         flatten, batch norm, softmax, ...).
     calib : Tensor
         Calibration inputs (a few hundred are plenty); every lowered layer's input scale
-        is ``max|input| / 127`` over them, fixed from then on.
+        is ``max|input| / (2**(act_bits - 1) - 1)`` over them (``/ 127`` for int8), fixed
+        from then on.
     precision : simulator.IntPrecision
     """
     targets = lowered_layers(model)

@@ -147,3 +147,14 @@ def test_a_resilience_map_must_name_its_array(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(obj))
     with pytest.raises(ResilienceFileError, match=r"m\.json: .*meta"):
         ResilienceMap.load(tmp_path / "m.json")
+
+
+def test_a_map_of_another_precision_is_refused(case):
+    from simulator import IntPrecision
+
+    pop, _ = case
+    rmap = smooth_map()
+    other = ResilienceMap(rmap.fault_rates, rmap.epochs, rmap.accuracy, rmap.baseline,
+                          {**rmap.meta, "precision": IntPrecision(4, 4, 8, 16).name})
+    with pytest.raises(PlanError, match=r"precision int4x4->int16; the population's chips compute int8x8->int32"):
+        plan(pop, other, 0.01)

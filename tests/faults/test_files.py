@@ -177,3 +177,12 @@ def test_npz_and_json_files_get_the_same_mode(tmp_path):
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes == {"fm.npz": 0o644, "m.json": 0o644}
+
+
+def test_a_listed_pe_without_a_stuck_bit_is_refused(saved):
+    _, _, tmp = saved
+    data = _arrays(tmp / "fm.npz")
+    data["pe_masks"][0] = np.array([[-1, 0]] * 4, np.int32)  # the identity: not faulty at all
+    np.savez(tmp / "idle.npz", **data)
+    with pytest.raises(FaultFileError, match=r"idle\.npz: a PE listed as faulty has no stuck bit"):
+        FaultMap.load(tmp / "idle.npz")
