@@ -20,6 +20,11 @@ Folds are independent, so workers take contiguous runs of folds (``prange``), ea
 with its own registers and its own int64 accumulator; the accumulators are summed
 at the end. Integer addition modulo ``2**acc_bits`` is associative, so the result is
 the same bits whatever the number of threads.
+
+The fold kernels are inlined into ``_run_cycle`` (``inline="always"``): compiled as
+separate functions, their speed depended on what else the process had compiled first
+(2.0e9 against 4.9e9 PE-cycles/s on 2 threads, cached either way), measured with
+``bench/bench_cycle.py``; inlined, it is 4.3e9 whatever the order.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def _pe(a_in, p_in, r, c, wreg, am, pm, sm, byp, shift, a2, p2):
     p2[r, c] = p_in if b else s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _load_weights(w, k0, n0, R, C, wm, wreg, chain):
     """Shift the fold's weights down the load chain for R cycles, then latch."""
     K, N = w.shape
@@ -65,7 +70,7 @@ def _load_weights(w, k0, n0, R, C, wm, wreg, chain):
     return R
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _stream(x, k0, n0, wreg, am, pm, sm, byp, shift, acc, trace, t0):
     """Stream all M inputs through the loaded array; add the fold result into ``acc``.
 
