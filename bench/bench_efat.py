@@ -6,13 +6,14 @@ every chip, amounts planned with a 1-point margin) and reports the retraining to
 executed, with every chip verified on the simulator. Target: eFAT <= 1/3 of fixed FAT,
 below Reduce, 100% of chips meeting the constraint.
 
-    .venv/bin/python bench/bench_efat.py [--out DIR]
+    .venv/bin/python bench/bench_efat.py [--out DIR] [--resume]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 
@@ -25,7 +26,11 @@ from cli.pipeline import DemoConfig, run_demo  # noqa: E402
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join("bench", "results", "efat_demo"))
+    ap.add_argument("--resume", action="store_true",
+                    help="keep what --out holds (the wall time then counts only the missing work)")
     args = ap.parse_args(argv)
+    if not args.resume and os.path.isdir(args.out):
+        shutil.rmtree(args.out)  # the wall time is of the whole pipeline, not of a resumed run
     cfg = DemoConfig()
     t = time.perf_counter()
     plan, report = run_demo(args.out, cfg, log=lambda *a: None)
