@@ -24,9 +24,14 @@ def _plt():
 def constraint_text(max_accuracy_drop: float, margin: float = 0.0) -> str:
     """The constraint a plan's amounts use, margin included (for titles)."""
     if margin:
-        return (f"amounts for a drop <= {100 * (max_accuracy_drop - margin):g} pts "
+        return (f"amounts for a drop <= {_points(max_accuracy_drop - margin)} "
                 f"({100 * max_accuracy_drop:g}-pt constraint less a {100 * margin:g}-pt margin)")
-    return f"amounts for a drop <= {100 * max_accuracy_drop:g} pts"
+    return f"amounts for a drop <= {_points(max_accuracy_drop)}"
+
+
+def _points(drop: float) -> str:
+    value = 100 * drop
+    return f"{value:g} pt" + ("" if value == 1 else "s")
 
 
 def _amount_label(e: float) -> str:

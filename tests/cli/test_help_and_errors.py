@@ -105,7 +105,7 @@ def test_figure_titles_state_the_constraint_their_numbers_use(monkeypatch, tmp_p
     from efat import ResilienceMap, plan
     from faults import Population
 
-    assert constraint_text(0.02, 0.01) == "amounts for a drop <= 1 pts (2-pt constraint less a 1-pt margin)"
+    assert constraint_text(0.02, 0.01) == "amounts for a drop <= 1 pt (2-pt constraint less a 1-pt margin)"
     assert constraint_text(0.02) == "amounts for a drop <= 2 pts"
     rates = np.array([0.02, 0.05, 0.1])
     acc = 0.98 - rates[:, None, None] * np.exp(-np.array([0.0, 1, 2])[None, :, None]) * np.ones((1, 1, 2))
