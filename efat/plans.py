@@ -23,7 +23,7 @@ from numbers import Integral
 
 import numpy as np
 
-from fileio import FileFormatError, json_clean, read_json, write_json
+from fileio import FileFormatError, header_problem, json_clean, read_json, write_json
 
 from .bitsets import faulty_pe_lists, pack, population_fingerprint, unpack
 from .errors import PlanError, PlanFileError
@@ -258,11 +258,9 @@ class Plan:
     def from_json(cls, obj, source: str = "plan") -> Plan:
         """Inverse of :meth:`to_json`; anything malformed or inconsistent raises
         :class:`PlanFileError` naming ``source``."""
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-            raise PlanFileError(source, f"not an eFAT plan (format {found!r}, expected {FORMAT!r}).")
-        if obj.get("version") != VERSION:
-            raise PlanFileError(source, f"plan format version {obj.get('version')!r}; this release reads {VERSION}.")
+        problem = header_problem(obj, FORMAT, VERSION, "an eFAT plan")
+        if problem:
+            raise PlanFileError(source, problem)
         try:
             return cls(
                 max_accuracy_drop=float(obj["max_accuracy_drop"]),

@@ -19,7 +19,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from fileio import FileFormatError, read_json, write_json
+from fileio import FileFormatError, header_problem, read_json, write_json
 
 from .errors import ResilienceError, ResilienceFileError
 
@@ -168,11 +168,9 @@ class ResilienceMap:
     def from_json(cls, obj, source: str = "resilience map") -> ResilienceMap:
         """Inverse of :meth:`to_json`; anything malformed raises :class:`ResilienceFileError`
         naming ``source``."""
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-            raise ResilienceFileError(source, f"not a resilience map (format {found!r}, expected {FORMAT!r}).")
-        if obj.get("version") != VERSION:
-            raise ResilienceFileError(source, f"format version {obj.get('version')!r}; this release reads {VERSION}.")
+        problem = header_problem(obj, FORMAT, VERSION, "a resilience map")
+        if problem:
+            raise ResilienceFileError(source, problem)
         try:
             acc = np.array([[[np.nan if v is None else v for v in cell] for cell in row] for row in obj["accuracy"]],
                            dtype=float)

@@ -12,6 +12,6 @@ This package imports nothing else of the project; every other package may use it
 
 from .atomic import atomic_write
 from .errors import FileFormatError
-from .jsonfile import json_clean, read_json, write_json
+from .jsonfile import header_problem, json_clean, read_json, write_json
 
-__all__ = ["atomic_write", "FileFormatError", "read_json", "write_json", "json_clean"]
+__all__ = ["atomic_write", "FileFormatError", "read_json", "write_json", "json_clean", "header_problem"]

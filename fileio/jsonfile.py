@@ -9,7 +9,7 @@ import os
 from .atomic import atomic_write
 from .errors import FileFormatError
 
-__all__ = ["write_json", "read_json", "json_clean"]
+__all__ = ["write_json", "read_json", "json_clean", "header_problem"]
 
 
 def json_clean(obj):
@@ -46,6 +46,18 @@ def read_json(path):
         raise FileFormatError(path, "is a folder, not a file.") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise FileFormatError(path, f"not valid JSON ({e}).") from None
+
+
+def header_problem(obj, fmt: str, version: int, what: str) -> str | None:
+    """``None`` if ``obj`` is a JSON object of format ``fmt`` and version ``version``; else
+    what is wrong with it (``what`` names the kind, e.g. ``"an eFAT plan"``), for the
+    caller's file error."""
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        return f"not {what} (format {found!r}, expected {fmt!r})."
+    if obj.get("version") != version:
+        return f"format version {obj.get('version')!r}; this release reads {version}."
+    return None
 
 
 def _reject_constant(name: str):
