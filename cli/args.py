@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["Parser", "floats", "ints", "add_data_args", "add_array_args", "resolve_data", "load_model_and_data",
-           "limit_threads", "DEFAULT_MNIST"]
+__all__ = ["Parser", "floats", "ints", "add_data_args", "add_array_args", "add_executor_args", "executor_spec",
+           "add_constraint_args", "constraint_of", "resolve_data", "load_model_and_data", "limit_threads",
+           "DEFAULT_MNIST"]
 
 #: The MNIST test files beside the repository (``--data mnist``), unless ``$EFAT_MNIST`` names another folder.
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -76,6 +77,50 @@ def add_array_args(p, default: int = 32) -> None:
     """``--rows`` and ``--cols`` of the array."""
     p.add_argument("--rows", type=int, default=default, metavar="R", help="PE rows of the array")
     p.add_argument("--cols", type=int, default=default, metavar="C", help="PE columns of the array")
+
+
+def add_executor_args(p) -> None:
+    """Where the tasks run: ``--workers N`` (a local Dask cluster), ``--scheduler ADDR``
+    (a running Dask scheduler) or ``--processes N`` (a local process pool); default serial."""
+    g = p.add_argument_group("where the work runs (same results on every choice; default: this process)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--workers", type=int, metavar="N",
+                   help="start a local Dask cluster of N worker processes (default: none)")
+    x.add_argument("--scheduler", metavar="ADDR",
+                   help="use a running Dask scheduler, e.g. tcp://host:8786 (default: none)")
+    x.add_argument("--processes", type=int, metavar="N",
+                   help="use a pool of N local processes, without Dask (default: none)")
+
+
+def executor_spec(args):
+    """The :func:`efat.executors.make_executor` spec of ``add_executor_args``' options."""
+    for name, value in (("--workers", args.workers), ("--processes", args.processes)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {value}.")
+    if args.workers is not None:
+        return f"dask:{args.workers}"
+    if args.scheduler is not None:
+        return args.scheduler if args.scheduler.startswith("tcp://") else f"tcp://{args.scheduler}"
+    if args.processes is not None:
+        return f"processes:{args.processes}"
+    return None
+
+
+def add_constraint_args(p, drop: float = 0.02) -> None:
+    """``--max-drop``, ``--pass-target`` and ``--confidence``."""
+    p.add_argument("--max-drop", type=float, default=drop, metavar="FRACTION",
+                   help="max accuracy drop below the fault-free int8 accuracy (0.02 = 2 points)")
+    p.add_argument("--pass-target", type=float, default=0.9, metavar="P",
+                   help="share of chips that must meet the drop, in (0, 1)")
+    p.add_argument("--confidence", type=float, default=0.9, metavar="C",
+                   help="confidence with which the share is certified, in (0, 1)")
+
+
+def constraint_of(args):
+    """The :class:`efat.Constraint` of ``add_constraint_args``' options (checked)."""
+    from efat import Constraint
+
+    return Constraint(args.max_drop, args.pass_target, args.confidence)
 
 
 def resolve_data(spec: str) -> str:

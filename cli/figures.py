@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["plot_required_epochs", "plot_costs", "plot_groups", "plot_cost_vs_population", "constraint_text"]
+__all__ = ["plot_required_epochs", "plot_costs", "plot_groups", "plot_cost_vs_population"]
 
 POLICIES = (("fixed", "fixed-amount FAT", "#7f7f7f"), ("reduce", "Reduce (per-chip E*)", "#ff7f0e"),
             ("efat", "eFAT (grouped)", "#1f77b4"))
@@ -19,19 +19,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def constraint_text(max_accuracy_drop: float, margin: float = 0.0) -> str:
-    """The constraint a plan's amounts use, margin included (for titles)."""
-    if margin:
-        return (f"amounts for a drop <= {_points(max_accuracy_drop - margin)} "
-                f"({100 * max_accuracy_drop:g}-pt constraint less a {100 * margin:g}-pt margin)")
-    return f"amounts for a drop <= {_points(max_accuracy_drop)}"
-
-
-def _points(drop: float) -> str:
-    value = 100 * drop
-    return f"{value:g} pt" + ("" if value == 1 else "s")
 
 
 def _amount_label(e: float) -> str:
@@ -52,7 +39,7 @@ def plot_required_epochs(path, plan, title: str | None = None) -> None:
         ax[0].text(i, c, str(c), ha="center", va="bottom", fontsize=9)
     ax[0].set(xlabel="required retraining E* (epochs)", ylabel="chips",
               title=title or f"Per-chip retraining need, {len(amounts)} chips\n"
-                                  f"({constraint_text(plan.max_accuracy_drop, plan.margin)})")
+                                  f"(amounts certified for {plan.constraint.text()})")
     finite = np.isfinite(amounts)
     ax[1].scatter(100 * rates[finite], amounts[finite], s=14, alpha=0.7, label="chips")
     if (~finite).any():
@@ -69,23 +56,32 @@ def plot_required_epochs(path, plan, title: str | None = None) -> None:
     plt.close(fig)
 
 
-def plot_costs(path, totals: dict, title: str) -> None:
-    """Bars of total retraining (epochs; seconds on the labels) for the three policies."""
+def plot_costs(path, rows: list[dict], title: str) -> None:
+    """Total retraining of the three policies over populations: the mean (bar) with its
+    interval (error bar) and every population (dots); eFAT as executed, Reduce and fixed
+    FAT expected. ``rows``: dicts with ``efat_executed``, ``reduce_expected``,
+    ``fixed_expected`` (one per population)."""
+    from efat.stats import mean_interval
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
-    for i, (key, label, color) in enumerate(POLICIES):
-        p = totals[key]
-        ax.bar(i, p["epochs"], color=color)
-        sec = p.get("seconds")
-        text = f"{p['epochs']:g} ep\n{p['runs']} runs" + (f"\n{sec:.0f} s" + ("*" if p.get("estimated") else "")
-                                                            if sec is not None else "")
-        ax.text(i, p["epochs"], text, ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(3), [label for _, label, _ in POLICIES])
-    top = max(totals[k]["epochs"] for k, _, _ in POLICIES)
-    ax.set(ylabel="total retraining (epochs)", title=title, ylim=(0, 1.3 * top if top else 1))
-    if any(totals[k].get("estimated") for k, _, _ in POLICIES):
-        ax.annotate("* seconds estimated from the measured seconds per epoch", (0.01, 0.97), xycoords="axes fraction",
-                    fontsize=7, va="top", color="dimgrey")
+    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    keys = (("fixed_expected", "fixed-amount FAT\n(expected)", "#7f7f7f"),
+            ("reduce_expected", "Reduce, per-chip E*\n(expected)", "#ff7f0e"),
+            ("efat_executed", "eFAT\n(as executed)", "#1f77b4"))
+    top = 0.0
+    for i, (key, _, color) in enumerate(keys):
+        values = np.array([r[key] for r in rows], float)
+        mean, lo, hi = mean_interval(values)
+        err = None if np.isnan(lo) else [[mean - lo], [hi - mean]]
+        ax.bar(i, mean, color=color, yerr=err, capsize=6)
+        ax.scatter(np.full(values.size, i) + np.linspace(-0.2, 0.2, values.size), values, s=12, color="black",
+                   zorder=3)
+        ax.text(i + 0.42, mean, f"{mean:.4g}", va="center", fontsize=8)
+        top = max(top, float(values.max()), float(np.nan_to_num(hi)))
+    ax.set_xticks(range(3), [label for _, label, _ in keys])
+    ax.set(ylabel="total retraining (epochs)", title=title, ylim=(0, 1.15 * top if top else 1))
+    ax.annotate(f"bars: mean over {len(rows)} populations, 90% interval; dots: each population",
+                (0.01, 0.97), xycoords="axes fraction", fontsize=7, va="top", color="dimgrey")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -132,7 +128,7 @@ def plot_groups(path, plan, population, n_groups: int = 3, n_members: int = 4) -
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("Groups: members' faulty PEs (black), fused (OR) map retrained once (blue)\n"
-                 f"({constraint_text(plan.max_accuracy_drop, plan.margin)})", fontsize=9 if cols < 4 else 11)
+                 f"(amounts certified for {plan.constraint.text()})", fontsize=9 if cols < 4 else 11)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

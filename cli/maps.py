@@ -1,7 +1,7 @@
 """Resilience maps kept in a folder, one file per set-up, shared by the example scripts.
 
-A map depends on the data, the pretrained weights, the array, the grid, the number of
-trials and the seed; :func:`map_path` names its file by a digest of all of them, so
+A map depends on the data, the pretrained weights, the array, the grid, the sampling
+(constraint and chip budget) and the seed; :func:`map_path` names its file by a digest of all of them, so
 scripts that ask for the same map share one file, and :func:`shared_map` loads it when
 complete, resumes it when partial (``efat.resilience_map`` saves after every chip) and
 measures it otherwise.
@@ -16,27 +16,24 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["map_path", "shared_map", "model_digest"]
+__all__ = ["map_path", "shared_map"]
 
 
-def model_digest(model) -> str:
-    """sha256 over a model's state dict (names and values)."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().numpy().tobytes())
-    return h.hexdigest()
+def map_path(folder, data, model, model_name: str, cfg, rates, epochs, seed: int, constraint=None, trials=None,
+             max_trials=None) -> Path:
+    """The map's JSON in ``folder``: one file per (data, weights, array, grid, sampling, seed)."""
+    from training import model_digest
 
-
-def map_path(folder, data, model, model_name: str, cfg, rates, epochs, trials: int, seed: int) -> Path:
-    """The map's JSON in ``folder``: one file per (data, weights, array, grid, trials, seed)."""
+    sampling = {"constraint": None if constraint is None else constraint.to_json(), "trials": trials,
+                "max_trials": max_trials}
     key = json.dumps({"data": data.fingerprint(), "model": model_digest(model), "array": [cfg.rows, cfg.cols],
-                      "rates": list(rates), "epochs": list(epochs), "trials": trials, "seed": seed})
+                      "rates": list(rates), "epochs": list(epochs), "sampling": sampling, "seed": seed})
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return Path(folder) / f"resilience_map_{data.name}_{model_name}_{cfg.rows}x{cfg.cols}_seed{seed}_{digest}.json"
 
 
-def shared_map(path, model, data, cfg, rates, epochs, trials: int, seed: int, log=print):
+def shared_map(path, model, data, cfg, rates, epochs, seed: int, log=print, constraint=None, trials=None,
+               max_trials=None):
     """The map at ``path``: loaded if complete, resumed if partial, else measured.
 
     A file there that belongs to another set-up (a digest collision, or a hand-edited
@@ -51,16 +48,17 @@ def shared_map(path, model, data, cfg, rates, epochs, trials: int, seed: int, lo
             state = "reusing" if ResilienceMap.load(path).complete else "resuming"
         except ResilienceError:
             state = "resuming"  # resilience_map decides below whether it fits
-    log(f"resilience map ({len(rates)} rates x {len(epochs)} amounts x {trials} chips): {state} {path}")
+    log(f"resilience map ({len(rates)} rates x {len(epochs)} amounts): {state} {path}")
     t = time.perf_counter()
     progress = sys.stderr.isatty() and state != "reusing"
+    sampling = dict(trials=trials, seed=seed, out=path, progress=progress, constraint=constraint, max_trials=max_trials)
     try:
-        rmap = resilience_map(model, data, cfg, rates, epochs, trials=trials, seed=seed, out=path, progress=progress)
+        rmap = resilience_map(model, data, cfg, rates, epochs, **sampling)
     except ResilienceError as e:  # a file of this name that does not fit: keep it aside and measure anew
         stale = path.with_suffix(".stale.json")
         os.replace(path, stale)
         log(f"  {e}; moved it to {stale.name} and measuring again")
-        rmap = resilience_map(model, data, cfg, rates, epochs, trials=trials, seed=seed, out=path, progress=progress)
+        rmap = resilience_map(model, data, cfg, rates, epochs, **sampling)
     if state != "reusing":
         log(f"  done in {time.perf_counter() - t:.0f} s")
     return rmap

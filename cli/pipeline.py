@@ -1,24 +1,28 @@
 """The whole eFAT pipeline in one call (what ``efat demo`` runs).
 
-baseline -> resilience map -> population -> plan -> retrain groups and verify every chip
--> figures and a summary. Every stage writes its result into ``out_dir`` and a rerun
-picks up what is there (the map resumes per chip, retraining per group).
+baseline -> resilience map (adaptive) -> for each of several populations: plan, retrain
+every unit and verify every chip -> figures and a summary with intervals over the
+populations. Every stage writes into ``out_dir`` and a rerun picks up what is there (the
+map resumes per chip, execution per unit).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from efat import Constraint, execute, plan, resilience_map
+from efat.stats import mean_interval
 from faults import Population
+from fileio import json_clean, write_json
 from simulator import ArrayConfig
+from training import MODELS, load_dataset, pretrained
 
-from efat import execute, plan, resilience_map
-from training import load_dataset, pretrained
+from .figures import plot_costs, plot_groups, plot_required_epochs
 
-from .figures import constraint_text, plot_costs, plot_groups, plot_required_epochs
-
-__all__ = ["DemoConfig", "run_demo"]
+__all__ = ["DemoConfig", "run_demo", "check_demo"]
 
 
 @dataclass(frozen=True)
@@ -30,48 +34,125 @@ class DemoConfig:
     rows: int = 32
     cols: int = 32
     chips: int = 60
+    populations: int = 5  # population seeds seed, seed + 1, ...: the spread of the savings
     chip_rates: str = "lognormal:0.02,0.6"  # most chips at a few %, a tail of worse ones
     spatial: str = "uniform"
     fault_rates: tuple = (0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15)
     epochs: tuple = (0.5, 1.0, 2.0, 3.0)
-    trials: int = 5
     max_accuracy_drop: float = 0.02
-    margin: float = 0.01  # plan for 1 point on the map, verify 2 points on every chip
+    pass_target: float = 0.9
+    confidence: float = 0.9
+    max_trials: int | None = None
     strategy: str = "reward"
     seed: int = 0
+    executor: object = None
+
+    @property
+    def constraint(self) -> Constraint:
+        return Constraint(self.max_accuracy_drop, self.pass_target, self.confidence)
 
 
-def run_demo(out_dir, cfg: DemoConfig = DemoConfig(), log=print):
-    """Run the pipeline into ``out_dir``; returns ``(plan, report)``."""
+def check_demo(cfg: DemoConfig) -> None:
+    """Raise ``ValueError`` naming the bad setting, before anything is computed."""
+    if cfg.model not in MODELS:
+        raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}.")
+    for name in ("chips", "populations"):
+        if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {getattr(cfg, name)!r}.")
+    cfg.constraint  # noqa: B018 - raises on a bad drop, pass target or confidence
+    ArrayConfig(cfg.rows, cfg.cols)
+    Population.generate(ArrayConfig(cfg.rows, cfg.cols), 1, rates=cfg.chip_rates, spatial=cfg.spatial)
+
+
+def run_demo(out_dir, cfg: DemoConfig = DemoConfig(), log=print) -> dict:
+    """Run the pipeline into ``out_dir``; returns the summary (also ``summary.json``)."""
+    check_demo(cfg)
     os.makedirs(out_dir, exist_ok=True)
-    path = lambda name: os.path.join(out_dir, name)  # noqa: E731
+    path = lambda *name: os.path.join(out_dir, *name)  # noqa: E731
+    c = cfg.constraint
     array = ArrayConfig(cfg.rows, cfg.cols)
     data = load_dataset(cfg.data, seed=cfg.seed)
     model = pretrained(cfg.model, data, seed=cfg.seed, progress=True)
-    log(f"[1/5] baseline: {cfg.model} on {data.name}; resilience map on a {cfg.rows}x{cfg.cols} array")
-    rmap = resilience_map(model, data, array, cfg.fault_rates, cfg.epochs, trials=cfg.trials, seed=cfg.seed,
-                          out=path("resilience_map.json"), progress=True)
-    rmap.plot(path("resilience_map.png"), cfg.max_accuracy_drop, margin=cfg.margin,
-              title=f"{cfg.model} on {data.name}, {cfg.rows}x{cfg.cols}: accuracy drop after FAT "
-                    f"(baseline {100 * rmap.baseline:.1f}%)")
-    log(f"[2/5] population: {cfg.chips} chips, rates {cfg.chip_rates}, {cfg.spatial} placement")
-    pop = Population.generate(array, cfg.chips, rates=cfg.chip_rates, seed=cfg.seed, spatial=cfg.spatial)
-    pop.save(path("population.npz"))
-    log(f"[3/5] plan: max accuracy drop {100 * cfg.max_accuracy_drop:g} points (margin {100 * cfg.margin:g}), "
-        f"strategy {cfg.strategy}")
-    p = plan(pop, rmap, cfg.max_accuracy_drop, strategy=cfg.strategy, margin=cfg.margin)
-    p.save(path("plan.json"))
-    log(p.summary_text())
-    log("[4/5] retraining each group once, verifying every chip on the simulator")
-    report = execute(p, model, data, pop, path("retrain"), seed=cfg.seed)
-    log("[5/5] figures")
-    plot_required_epochs(path("required_epochs.png"), p)
-    plot_costs(path("costs.png"), report.totals,
-               f"Retraining {cfg.chips} chips ({sum(c.passed for c in report.chips)} verified at a drop <= "
-               f"{100 * cfg.max_accuracy_drop:g} pts;\n{constraint_text(cfg.max_accuracy_drop, cfg.margin)})")
-    if p.groups:
-        plot_groups(path("groups.png"), p, pop)
-    log(report.summary_text())
-    log(f"results in {out_dir}: resilience_map.{{json,png}}, population.npz, plan.json, retrain/report.{{json,csv}}, "
-        "required_epochs.png, costs.png" + (", groups.png" if p.groups else ""))
-    return p, report
+    log(f"[1/4] baseline: {cfg.model} on {data.name}; resilience map on a {cfg.rows}x{cfg.cols} array for {c.text()}")
+    rmap = resilience_map(model, data, array, cfg.fault_rates, cfg.epochs, seed=cfg.seed, constraint=c,
+                          max_trials=cfg.max_trials, out=path("resilience_map.json"), progress=True,
+                          executor=cfg.executor)
+    rmap.plot(path("resilience_map.png"), c, title=f"{cfg.model} on {data.name}, {cfg.rows}x{cfg.cols}: accuracy "
+                                                    f"drop after FAT (baseline {100 * rmap.baseline:.1f}%)")
+    log(f"      {int(rmap.n_trials.sum())} chips measured ({', '.join(map(str, rmap.n_trials))} per rate); "
+        f"E* = {', '.join(f'{e:g}' for e in rmap.required_epochs_grid(c))}")
+    rows = []
+    for k in range(cfg.populations):
+        seed = cfg.seed + k
+        log(f"[2/4] population {k + 1}/{cfg.populations}: {cfg.chips} chips, rates {cfg.chip_rates}, seed {seed}")
+        pop = Population.generate(array, cfg.chips, rates=cfg.chip_rates, seed=seed, spatial=cfg.spatial)
+        pop.save(path(f"population-{k}", "population.npz"))
+        p = plan(pop, rmap, c, strategy=cfg.strategy)
+        p.save(path(f"population-{k}", "plan.json"))
+        log(f"[3/4] plan and execution {k + 1}/{cfg.populations}: {len(p.groups)} groups")
+        report = execute(p, model, data, pop, path(f"population-{k}", "run"), seed=cfg.seed, executor=cfg.executor)
+        rows.append(_row(seed, p, report))
+        if k == 0:
+            plot_required_epochs(path("required_epochs.png"), p)
+            if p.groups:
+                plot_groups(path("groups.png"), p, pop)
+    log("[4/4] summary and figures")
+    summary = json_clean(_summary(cfg, data.name, rmap, rows))  # inf (no certified amount) -> null
+    write_json(path("summary.json"), summary)
+    plot_costs(path("costs.png"), rows,
+               f"Retraining {cfg.chips} chips, {cfg.populations} populations ({c.text()})")
+    log(summary_text(summary))
+    return summary
+
+
+def _row(seed: int, p, report) -> dict:
+    t = report.totals
+    return {"seed": seed, "chips": len(report.chips), "verified": sum(c.passed for c in report.chips),
+            "groups": len(p.groups), "units_failing_first_check": t["units_failing_first_check"],
+            "chips_failing_first_check": t["chips_failing_first_check"],
+            "efat_executed": t["efat"]["epochs"], "efat_expected": t["efat"]["expected"],
+            "efat_lower": t["efat"]["lower"], "efat_upper": t["efat"]["upper"],
+            "reduce_expected": t["reduce"]["expected"], "fixed_expected": t["fixed"]["expected"],
+            "efat_seconds": t["efat"]["seconds"]}
+
+
+def _summary(cfg: DemoConfig, data_name: str, rmap, rows: list[dict]) -> dict:
+    def stat(values):
+        mean, lo, hi = mean_interval(np.array(values, float), cfg.confidence)
+        return {"mean": float(mean), "lower": float(lo), "upper": float(hi), "min": float(min(values)),
+                "max": float(max(values))}
+
+    executed = [r["efat_executed"] for r in rows]
+    return {"config": {**{k: v for k, v in asdict(cfg).items() if k != "executor"}, "data_name": data_name},
+            "map": {"chips": rmap.n_trials.tolist(),
+                    "required_epochs": rmap.required_epochs_grid(cfg.constraint).tolist()},
+            "populations": rows,
+            "efat_of_reduce": stat([e / r["reduce_expected"] for e, r in zip(executed, rows)]),
+            "efat_of_fixed": stat([e / r["fixed_expected"] for e, r in zip(executed, rows)]),
+            "efat_executed": stat(executed),
+            "reduce_expected": stat([r["reduce_expected"] for r in rows]),
+            "fixed_expected": stat([r["fixed_expected"] for r in rows]),
+            "verified": sum(r["verified"] for r in rows), "chips": sum(r["chips"] for r in rows)}
+
+
+def summary_text(s: dict) -> str:
+    """The demo's result in a few lines: per population, then means with intervals."""
+    c = s["config"]
+    level = f"{100 * c['confidence']:g}%"
+    lines = [f"{'population seed':>16}{'groups':>8}{'eFAT as executed':>18}{'expected [interval]':>26}"
+             f"{'Reduce':>9}{'fixed':>8}{'escalated':>11}"]
+    for r in s["populations"]:
+        lines.append(f"{r['seed']:>16}{r['groups']:>8}{r['efat_executed']:>18.4g}"
+                     f"{r['efat_expected']:>11.4g} [{r['efat_lower']:.4g}, {r['efat_upper']:.4g}]"
+                     f"{r['reduce_expected']:>9.4g}{r['fixed_expected']:>8.4g}{r['units_failing_first_check']:>11}")
+
+    def ratio(key):
+        x = s[key]
+        return f"{100 * x['mean']:.1f}% (mean; {level} interval {100 * x['lower']:.1f}-{100 * x['upper']:.1f}%, " \
+               f"range {100 * x['min']:.1f}-{100 * x['max']:.1f}%)"
+
+    lines += [f"over {len(s['populations'])} populations of {c['chips']} chips ({c['model']} on {c['data_name']}, "
+              f"{c['rows']}x{c['cols']}): eFAT as executed = {ratio('efat_of_reduce')} of Reduce, "
+              f"{ratio('efat_of_fixed')} of fixed FAT (their expected epochs)",
+              f"chips meeting the constraint on the simulator: {s['verified']}/{s['chips']}"]
+    return "\n".join(lines)

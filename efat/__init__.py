@@ -16,6 +16,7 @@ Planning, plans, resilience maps and reports are pure NumPy: ``import efat`` and
 from importlib import import_module
 
 from .bitsets import population_fingerprint
+from .constraint import Constraint
 from .errors import PlanError, PlanFileError, ResilienceError, ResilienceFileError
 from .grouping import EXACT_MAX_CHIPS, STRATEGIES
 from .planner import plan
@@ -27,7 +28,7 @@ from .resilience import ResilienceMap
 _WITH_TORCH = {"resilience_map": "measure", "map_chip": "measure", "execute": "execution"}
 
 __all__ = [
-    "resilience_map", "map_chip", "ResilienceMap",
+    "resilience_map", "map_chip", "ResilienceMap", "Constraint",
     "plan", "Plan", "ChipPlan", "GroupPlan", "Costs", "PolicyCost", "STRATEGIES", "STATUSES", "EXACT_MAX_CHIPS",
     "population_fingerprint",
     "execute", "Report", "ChipResult",

@@ -25,7 +25,7 @@ import numpy as np
 
 from .bitsets import popcount
 from .errors import PlanError
-from .resilience import amount_at
+from .resilience import rate_index
 
 __all__ = ["GROUPERS", "STRATEGIES", "EXACT_MAX_CHIPS", "Cost"]
 
@@ -35,16 +35,29 @@ _TOL = 1e-9  # rewards at or below this many epochs count as none (float noise o
 
 
 class Cost:
-    """``E*`` of a number of faulty PEs, exactly as ``rmap.required_epochs`` rounds it.
+    """Expected cost of a group with ``n_faulty`` fused faulty PEs and ``members`` chips:
+    planned at ``E*`` of its fused rate (rounded up to the grid as ``rmap.required_epochs``
+    does), the cost of :class:`efat.costs.CostModel`; ``inf`` where ``E*`` is.
 
-    ``fault_rates`` is the map's grid and ``need`` its ``E*`` on the grid.
+    ``fault_rates`` is the map's grid, ``need`` its ``E*`` on the grid, ``epochs`` the
+    grid of amounts.
     """
 
-    def __init__(self, fault_rates: np.ndarray, need: np.ndarray, n_pes: int):
-        self._rates, self._need, self._n_pes = np.asarray(fault_rates, float), np.asarray(need, float), n_pes
+    def __init__(self, fault_rates, need, epochs, n_pes: int, model):
+        self._rates, self._n_pes, self._model = np.asarray(fault_rates, float), n_pes, model
+        self.epochs = np.asarray(epochs, float)
+        need = np.asarray(need, float)
+        index = np.searchsorted(self.epochs, need)
+        self._amount = np.append(np.where(np.isfinite(need), index, -1), -1)  # past the grid: none
 
-    def __call__(self, n_faulty) -> np.ndarray:
-        return amount_at(self._rates, self._need, np.asarray(n_faulty) / self._n_pes)
+    def amount_index(self, n_faulty) -> tuple[np.ndarray, np.ndarray]:
+        """``(row, amount index)`` of fused maps with ``n_faulty`` faulty PEs (index -1: none)."""
+        rows = rate_index(self._rates, np.asarray(n_faulty) / self._n_pes)
+        return rows, self._amount[rows]
+
+    def __call__(self, n_faulty, members=1) -> np.ndarray:
+        rows, amounts = self.amount_index(n_faulty)
+        return self._model.expected_rows(amounts, np.broadcast_to(members, np.shape(rows)), rows)
 
 
 def _rewards(cost_a: float, cost_b: np.ndarray, fused: np.ndarray) -> np.ndarray:
@@ -61,9 +74,10 @@ def _group_reward(bits, costs, cost_of) -> list[list[int]]:
     """Greedy pairwise merging by largest reward (docs/semantics.md, "eFAT", step 4), smallest indices on ties."""
     m = len(costs)
     bits, cost = bits.copy(), np.asarray(costs, float).copy()
+    size = np.ones(m, np.int64)  # members per group
     reward = np.full((m, m), -np.inf)  # upper triangle only: reward[i, j], i < j
     for i in range(m - 1):
-        reward[i, i + 1:] = _rewards(cost[i], cost[i + 1:], cost_of(popcount(bits[i] | bits[i + 1:])))
+        reward[i, i + 1:] = _rewards(cost[i], cost[i + 1:], cost_of(popcount(bits[i] | bits[i + 1:]), 2))
     groups = [[i] for i in range(m)]
     active = np.ones(m, bool)
     while m > 1:
@@ -71,14 +85,15 @@ def _group_reward(bits, costs, cost_of) -> list[list[int]]:
         if not reward[i, j] > _TOL:
             break
         bits[i] |= bits[j]
-        cost[i] = cost_of(popcount(bits[i]))
+        size[i] += size[j]
+        cost[i] = cost_of(popcount(bits[i]), size[i])
         groups[i] += groups[j]
         groups[j] = []
         active[j] = False
         reward[j, :] = reward[:, j] = -np.inf
         others = np.flatnonzero(active)
         others = others[others != i]
-        new = _rewards(cost[i], cost[others], cost_of(popcount(bits[i] | bits[others])))
+        new = _rewards(cost[i], cost[others], cost_of(popcount(bits[i] | bits[others]), size[i] + size[others]))
         before = others < i
         reward[others[before], i] = new[before]
         reward[i, others[~before]] = new[~before]
@@ -95,7 +110,8 @@ def _group_exact(bits, costs, cost_of) -> list[list[int]]:
     unions = np.zeros((1 << m, bits.shape[1]), np.uint64)
     for b in range(m):  # subsets with highest bit b = subsets below | chip b
         unions[1 << b: 2 << b] = unions[: 1 << b] | bits[b]
-    subset_cost = cost_of(popcount(unions)).tolist()
+    members = popcount(np.arange(1 << m, dtype=np.uint64)[:, None])
+    subset_cost = cost_of(popcount(unions), members).tolist()
     best, choice = [0.0] * (1 << m), [0] * (1 << m)
     for s in range(1, 1 << m):
         low = s & -s

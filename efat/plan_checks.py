@@ -10,10 +10,12 @@ first thing that disagrees. (That the plan fits a population is
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Real
 
 import numpy as np
 
+from .constraint import Constraint
 from .errors import PlanError
 from .resilience import amount_at
 
@@ -42,12 +44,10 @@ def check_plan(p) -> None:
 
 
 def _check_settings(p) -> None:
-    drop = _number("max_accuracy_drop", p.max_accuracy_drop, 0.0, 1.0)
-    _number("margin", p.margin, 0.0, drop)
-    if p.quantile is not None:
-        q = _number("quantile", p.quantile, 0.0, 1.0)
-        if q == 0:
-            raise PlanError("quantile must be None (every trial) or a number in (0, 1]; got 0.")
+    if not isinstance(p.constraint, Constraint):
+        raise PlanError(f"constraint must be an efat.Constraint; got {type(p.constraint).__name__}.")
+    if not isinstance(p.provenance, dict):
+        raise PlanError(f"provenance must be a dict; got {type(p.provenance).__name__}.")
     _number("baseline", p.baseline, 0.0, 1.0)
     if (len(p.shape) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DIM
                                      for d in p.shape)):
@@ -106,6 +106,11 @@ def _check_group(g, shape, rates, need, position, grid) -> int:
                         f"{g.fused_rate:g} on the plan's grid is {want!r}"
                         + ("" if g.epochs in grid else f" ({g.epochs!r} is not on the map's grid {list(grid)})")
                         + ".")
+    est, lo, hi = (_number(f"group {g.index}: pass_probability", v, 0.0, 1.0) for v in g.pass_probability)
+    if not lo <= est <= hi:
+        raise PlanError(f"group {g.index}: pass_probability {list(g.pass_probability)} is not (estimate, lower, "
+                        "upper) with lower <= estimate <= upper.")
+    _number(f"group {g.index}: expected_epochs", g.expected_epochs, g.epochs - _TOL, sys.float_info.max)
     return where[0]
 
 
@@ -126,6 +131,10 @@ def _check_costs(p) -> None:
         if got.runs != runs or abs(got.epochs - epochs) > _TOL * max(1.0, abs(epochs)):
             raise PlanError(f"costs.{name} says {got.epochs!r} epochs in {got.runs} runs; the chips and groups "
                             f"of the plan add up to {epochs!r} in {runs}.")
+        for part in ("expected", "lower", "upper"):
+            _number(f"costs.{name}.{part}", getattr(got, part), 0.0, sys.float_info.max)
+        if got.lower > got.upper:
+            raise PlanError(f"costs.{name}: the interval [{got.lower!r}, {got.upper!r}] is empty.")
 
 
 def _number(name: str, x, lo: float, hi: float) -> float:

@@ -5,14 +5,12 @@ it must follow from the others, as :func:`efat.plan` makes them. Each chip's amo
 ``E*`` at its rate on the plan's own grid (``fault_rates``, ``required_epochs_grid``);
 its status follows from that amount; a group's fused rate is its number of fused PEs
 over ``R*C`` and its amount ``E*`` at that rate (finite, on the map's grid of amounts);
-the costs are the sums they claim to be. :meth:`Plan.check_population` then checks the
-plan against the population it is run on: the same chips, the same rates, and every
-group's fused PEs exactly the union of its members' faulty PEs. A plan file that fails
-any of this never runs.
-
-File format (JSON, ``docs/semantics.md``, "Files"): ``format`` ``"efat.Plan"``,
-``version`` 1; an infinite amount (a chip no amount on the grid can fix) is written as
-``null``.
+the costs on paper are the sums they claim to be (the expected costs and intervals come
+from the map's chips and are stored as computed). :meth:`Plan.check_population` then
+checks the plan against the population it is run on: the same chips, the same rates,
+and every group's fused PEs exactly the union of its members' faulty PEs; and
+:meth:`Plan.check_provenance` that a model and data set are the ones it was made for.
+A plan file that fails any of this never runs. File format: :mod:`efat.plan_files`.
 """
 
 from __future__ import annotations
@@ -23,17 +21,14 @@ from numbers import Integral
 
 import numpy as np
 
-from fileio import FileFormatError, header_problem, json_clean, read_json, write_json
-
 from .bitsets import faulty_pe_lists, pack, population_fingerprint, unpack
-from .errors import PlanError, PlanFileError
+from .constraint import Constraint
+from .errors import PlanError
 from .grouping import STRATEGIES
 from .plan_checks import check_plan
 
-__all__ = ["Plan", "ChipPlan", "GroupPlan", "PolicyCost", "Costs", "STATUSES", "FORMAT"]
+__all__ = ["Plan", "ChipPlan", "GroupPlan", "PolicyCost", "Costs", "STATUSES"]
 
-FORMAT = "efat.Plan"
-VERSION = 1
 STATUSES = ("retrain", "no_retraining", "infeasible")
 
 
@@ -50,21 +45,34 @@ class ChipPlan:
 
 @dataclass(frozen=True)
 class GroupPlan:
-    """One retraining run: its members, fused map (as faulty PEs ``(r, c)``) and amount."""
+    """One retraining run: its members, fused map (as faulty PEs ``(r, c)``) and amount.
+
+    ``pass_probability`` is ``(estimate, lower, upper)``: the chance that the group's
+    model meets the constraint at its amount (the map's chips at the fused rate, with the
+    two-sided Clopper-Pearson interval at the plan's confidence); ``expected_epochs`` its
+    expected cost, escalations included (:mod:`efat.costs`).
+    """
 
     index: int
     members: tuple[str, ...]
     fused_rate: float
     fused_pes: tuple[tuple[int, int], ...]
     epochs: float
+    pass_probability: tuple[float, float, float]
+    expected_epochs: float
 
 
 @dataclass(frozen=True)
 class PolicyCost:
-    """Total retraining of one policy: ``epochs`` summed over ``runs`` retraining runs."""
+    """Total retraining of one policy: ``epochs`` on paper (every unit passing at its planned
+    amount) over ``runs`` retraining runs, and the ``expected`` epochs with escalations,
+    with its interval ``(lower, upper)`` at the plan's confidence (:mod:`efat.costs`)."""
 
     epochs: float
     runs: int
+    expected: float
+    lower: float
+    upper: float
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,10 @@ class Plan:
 
     Attributes
     ----------
-    max_accuracy_drop, quantile, strategy
-        The constraint and strategy it was planned for.
+    constraint : Constraint
+        What every chip is verified against, and at what pass target and confidence the
+        amounts were certified.
+    strategy : str
     shape : (int, int)
         The array, ``(R, C)``.
     chips : tuple of ChipPlan
@@ -94,18 +104,18 @@ class Plan:
         ``groups[i].index == i``; ordered by their first member's population position.
     costs : Costs
     fault_rates, required_epochs_grid : tuple of float
-        The map's rate grid and ``E*`` on it for the planning constraint
-        (``max_accuracy_drop - margin``; ``inf`` = none).
+        The map's rate grid and ``E*`` on it for the constraint (``inf`` = none).
     baseline : float
         The map's fault-free accuracy.
     fingerprint : str
         :func:`efat.bitsets.population_fingerprint` of the population planned for.
-    margin : float
-        Safety margin: amounts were chosen to meet ``max_accuracy_drop - margin`` on the
-        map, chips are verified against ``max_accuracy_drop``.
     epochs : tuple of float
         The map's grid of retraining amounts, starting at 0 (what execution escalates
-        through when a chip fails its check).
+        through when a unit fails its check).
+    provenance : dict
+        What the plan was made from: ``model_digest`` (:func:`training.model_digest`),
+        ``data_fingerprint`` and ``map_digest`` (sha256 of the map's JSON); empty for a
+        map that does not record its model and data.
 
     Raises
     ------
@@ -113,8 +123,7 @@ class Plan:
         When any of it is inconsistent (see the module docstring).
     """
 
-    max_accuracy_drop: float
-    quantile: float | None
+    constraint: Constraint
     strategy: str
     shape: tuple[int, int]
     chips: tuple[ChipPlan, ...]
@@ -124,8 +133,8 @@ class Plan:
     required_epochs_grid: tuple[float, ...]
     baseline: float
     fingerprint: str
-    margin: float
     epochs: tuple[float, ...]
+    provenance: dict
 
     def __post_init__(self):
         ids = [c.id for c in self.chips]
@@ -149,6 +158,10 @@ class Plan:
         check_plan(self)
 
     # -- queries ---------------------------------------------------------------------------
+    @property
+    def max_accuracy_drop(self) -> float:
+        return self.constraint.max_accuracy_drop
+
     @property
     def n_pes(self) -> int:
         return self.shape[0] * self.shape[1]
@@ -184,6 +197,21 @@ class Plan:
             union = unpack(np.bitwise_or.reduce(pack(offsets, flat, members, self.n_pes), axis=0), self.n_pes)
             _same_pes(g, union, self.shape[1])
 
+    def check_provenance(self, model=None, data=None) -> None:
+        """Raise :class:`PlanError` unless ``model`` and ``data`` are the ones the plan was
+        made for (when the plan records them)."""
+        want = self.provenance
+        if model is not None and "model_digest" in want:
+            from training import model_digest  # torch: only when a model is checked
+
+            if model_digest(model) != want["model_digest"]:
+                raise PlanError(f"the plan was made for another model (weights {want['model_digest'][:12]}..., these "
+                                f"are {model_digest(model)[:12]}...): use the model its resilience map was measured "
+                                "with.")
+        if data is not None and "data_fingerprint" in want and data.fingerprint() != want["data_fingerprint"]:
+            raise PlanError(f"the plan was made for another data set (fingerprint {want['data_fingerprint'][:12]}..., "
+                            f"this is {data.name}, {data.fingerprint()[:12]}...).")
+
     def fused_map(self, group_index: int, population):
         """The fused :class:`faults.FaultMap` of a group, rebuilt from ``population`` with
         ``FaultMap.union``.
@@ -208,96 +236,51 @@ class Plan:
         sizes = sorted(len(g.members) for g in self.groups)
         size_text = (f"sizes min {sizes[0]}, median {sizes[len(sizes) // 2]}, max {sizes[-1]}"
                      if sizes else "none")
-        trials = "every trial" if self.quantile is None else f"quantile {self.quantile:g} of trials"
         c = self.costs
+        level = f"{100 * self.constraint.confidence:g}%"
         lines = [
             f"eFAT plan ({self.strategy}): {len(self.chips)} chips on a {self.shape[0]}x{self.shape[1]} array, "
-            f"max accuracy drop {100 * self.max_accuracy_drop:g} points ({trials}"
-            + (f"; amounts chosen for {100 * (self.max_accuracy_drop - self.margin):g} points)" if self.margin else ")"),
+            f"{self.constraint.text()}",
             *(f"  {s:<14} {counts[s]:>6} chips" for s in STATUSES),
             f"  groups         {len(self.groups):>6} ({size_text})",
             "",
-            f"  {'policy':<30} {'runs':>6} {'epochs':>10}",
-            f"  {f'fixed ({c.fixed_amount:g} epochs per chip)':<30} {c.fixed.runs:>6} {c.fixed.epochs:>10.4g}",
-            f"  {'reduce (E* per chip)':<30} {c.reduce.runs:>6} {c.reduce.epochs:>10.4g}",
-            f"  {'efat (E* per group)':<30} {c.efat.runs:>6} {c.efat.epochs:>10.4g}",
-            f"  eFAT = {_percent(c.efat.epochs, c.fixed.epochs)} of fixed, "
-            f"{_percent(c.efat.epochs, c.reduce.epochs)} of Reduce",
+            f"  {'policy':<30} {'runs':>6} {'on paper':>9} {'expected (' + level + ' interval)':>28}",
+            *(f"  {label:<30} {p.runs:>6} {p.epochs:>9.4g} {p.expected:>10.4g} [{p.lower:.4g}, {p.upper:.4g}]"
+              for label, p in ((f"fixed ({c.fixed_amount:g} epochs per chip)", c.fixed),
+                               ("reduce (E* per chip)", c.reduce), ("efat (E* per group)", c.efat))),
+            f"  eFAT = {_percent(c.efat.expected, c.fixed.expected)} of fixed, "
+            f"{_percent(c.efat.expected, c.reduce.expected)} of Reduce (expected epochs)",
         ]
         return "\n".join(lines)
 
     # -- persistence ---------------------------------------------------------------------------
     def to_json(self) -> dict:
-        """A JSON-clean dict (``inf`` written as ``null``)."""
-        return json_clean({
-            "format": FORMAT,
-            "version": VERSION,
-            "max_accuracy_drop": self.max_accuracy_drop,
-            "quantile": self.quantile,
-            "strategy": self.strategy,
-            "shape": list(self.shape),
-            "fingerprint": self.fingerprint,
-            "margin": self.margin,
-            "epochs": list(self.epochs),
-            "baseline": self.baseline,
-            "fault_rates": list(self.fault_rates),
-            "required_epochs_grid": list(self.required_epochs_grid),
-            "costs": {
-                **{name: {"epochs": p.epochs, "runs": p.runs}
-                   for name, p in (("fixed", self.costs.fixed), ("reduce", self.costs.reduce),
-                                   ("efat", self.costs.efat))},
-                "fixed_amount": self.costs.fixed_amount,
-            },
-            "chips": [{"id": c.id, "rate": c.rate, "epochs": c.epochs, "status": c.status,
-                       "group": c.group} for c in self.chips],
-            "groups": [{"index": g.index, "members": list(g.members), "fused_rate": g.fused_rate,
-                        "fused_pes": [list(pe) for pe in g.fused_pes], "epochs": g.epochs} for g in self.groups],
-        })
+        """A JSON-clean dict (``inf`` written as ``null``); see :mod:`efat.plan_files`."""
+        from .plan_files import plan_to_json
+
+        return plan_to_json(self)
 
     @classmethod
     def from_json(cls, obj, source: str = "plan") -> Plan:
         """Inverse of :meth:`to_json`; anything malformed or inconsistent raises
         :class:`PlanFileError` naming ``source``."""
-        problem = header_problem(obj, FORMAT, VERSION, "an eFAT plan")
-        if problem:
-            raise PlanFileError(source, problem)
-        try:
-            return cls(
-                max_accuracy_drop=float(obj["max_accuracy_drop"]),
-                quantile=None if obj["quantile"] is None else float(obj["quantile"]),
-                strategy=str(obj["strategy"]),
-                shape=_pair(obj["shape"]),
-                chips=tuple(ChipPlan(str(c["id"]), float(c["rate"]), _load_float(c["epochs"]), str(c["status"]),
-                                     None if c["group"] is None else _int(c["group"])) for c in obj["chips"]),
-                groups=tuple(GroupPlan(_int(g["index"]), tuple(str(m) for m in g["members"]),
-                                       float(g["fused_rate"]), tuple(_pair(pe) for pe in g["fused_pes"]),
-                                       float(g["epochs"])) for g in obj["groups"]),
-                costs=_load_costs(obj["costs"]),
-                fault_rates=tuple(float(r) for r in obj["fault_rates"]),
-                required_epochs_grid=tuple(_load_float(e) for e in obj["required_epochs_grid"]),
-                baseline=float(obj["baseline"]),
-                fingerprint=str(obj["fingerprint"]),
-                margin=float(obj["margin"]),
-                epochs=tuple(float(e) for e in obj["epochs"]),
-            )
-        except PlanError as e:
-            raise PlanFileError(source, str(e)) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise PlanFileError(source, f"malformed plan ({type(e).__name__}: {e}).") from None
+        from .plan_files import plan_from_json
+
+        return plan_from_json(cls, obj, source)
 
     def save(self, path) -> None:
-        """Write the plan as JSON (format ``efat.Plan``, version 1), atomically."""
+        """Write the plan as JSON (format ``efat.Plan``), atomically."""
+        from fileio import write_json
+
         write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path) -> Plan:
         """Read a plan written by :meth:`save`; a missing, corrupt, truncated, foreign or
         inconsistent file raises :class:`PlanFileError` naming the path."""
-        try:
-            obj = read_json(path)
-        except FileFormatError as e:
-            raise PlanFileError(e.path, e.problem) from None
-        return cls.from_json(obj, str(path))
+        from .plan_files import read_plan
+
+        return read_plan(cls, path)
 
 
 def _same_pes(group: GroupPlan, flat: np.ndarray, cols: int) -> None:
@@ -314,25 +297,3 @@ def _same_pes(group: GroupPlan, flat: np.ndarray, cols: int) -> None:
 
 def _percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}%" if whole > 0 else "n/a"
-
-
-def _load_float(x) -> float:
-    return math.inf if x is None else float(x)
-
-
-def _int(x) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != int(x):
-        raise ValueError(f"expected an integer; got {x!r}")
-    return int(x)
-
-
-def _pair(v) -> tuple[int, int]:
-    a, b = v
-    return _int(a), _int(b)
-
-
-def _load_costs(obj) -> Costs:
-    def policy(name):
-        return PolicyCost(float(obj[name]["epochs"]), _int(obj[name]["runs"]))
-
-    return Costs(policy("fixed"), policy("reduce"), policy("efat"), float(obj["fixed_amount"]))

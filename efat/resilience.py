@@ -1,14 +1,18 @@
-"""Resilience maps: accuracy over fault rate x retraining amount, and what they imply.
+"""Resilience maps: accuracy over fault rate x retraining amount x chips, as statistics.
 
 A :class:`ResilienceMap` holds, for every fault rate ``f`` on a grid, every retraining
 amount ``e`` (epochs, fractions allowed; ``0`` = bypass only) and every trial (a random
 chip at rate ``f``), the accuracy **on the simulator, with bypass** of the model after
-``e`` epochs of fault-aware retraining for that chip. With the fault-free quantized
-accuracy as the baseline and a user's ``max_accuracy_drop`` it answers ``E*(f)``: the
-least amount that meets the constraint for every trial (or a given quantile of trials),
-non-decreasing in ``f``, infinite where nothing on the grid meets it
+``e`` epochs of fault-aware retraining for that chip. Rates may hold different numbers
+of chips (adaptive sampling); NaN marks a chip not measured.
+
+Against a :class:`efat.Constraint` each cell has a pass count ``k`` of ``n`` chips, a
+pass probability with a Clopper-Pearson interval, and a decision (certified pass,
+certified fail, undecided; :mod:`efat.stats`). ``E*(f)`` is the least amount certified
+to pass at ``f``, made non-decreasing in ``f``, infinite where none is
 (``docs/semantics.md``, "eFAT", step 1). Torch-free: measuring a map is
-:func:`efat.resilience_map`; reading, querying and plotting one needs only NumPy.
+:func:`efat.resilience_map`; reading, querying and plotting one needs only NumPy and
+SciPy.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import numpy as np
 
 from fileio import FileFormatError, header_problem, read_json, write_json
 
+from . import stats
+from .constraint import Constraint
 from .errors import ResilienceError, ResilienceFileError
 
-__all__ = ["ResilienceMap", "FORMAT", "check_grid", "format_drop", "rate_index", "amount_at"]
+__all__ = ["ResilienceMap", "FORMAT", "check_grid", "rate_index", "amount_at"]
 
 FORMAT = "efat.ResilienceMap"
 VERSION = 1
@@ -101,40 +107,77 @@ class ResilienceMap:
 
     @property
     def trials(self) -> int:
+        """Chips the map has room for per rate (the most any rate holds)."""
         return self.accuracy.shape[2]
 
     @property
+    def measured(self) -> np.ndarray:
+        """Bool ``(F, T)``: trials measured at every amount."""
+        return ~np.isnan(self.accuracy).any(axis=1)
+
+    @property
+    def n_trials(self) -> np.ndarray:
+        """Int ``(F,)``: chips measured per rate."""
+        return self.measured.sum(axis=1)
+
+    @property
     def complete(self) -> bool:
-        return not np.isnan(self.accuracy).any()
+        """Every rate has a measured chip, and no chip is measured at only some amounts."""
+        partial = ~np.isnan(self.accuracy).all(axis=1) & ~self.measured
+        return bool((self.n_trials >= 1).all() and not partial.any())
+
+    # -- statistics against a constraint ------------------------------------------------
+    def passes(self, constraint) -> np.ndarray:
+        """Bool ``(F, E, T)``: the chip meets the constraint (False where not measured)."""
+        c = Constraint.of(constraint)
+        with np.errstate(invalid="ignore"):
+            return (self.accuracy >= c.threshold(self.baseline)) & self.measured[:, None, :]
+
+    def pass_counts(self, constraint) -> np.ndarray:
+        """Int ``(F, E)``: chips that meet the constraint, of :attr:`n_trials`."""
+        return self.passes(constraint).sum(axis=2)
+
+    def pass_probability(self, constraint):
+        """``(estimate, lower, upper)`` per cell ``(F, E)``: ``k / n`` and its two-sided
+        Clopper-Pearson interval at the constraint's confidence."""
+        c = Constraint.of(constraint)
+        return stats.pass_interval(self.pass_counts(c), self.n_trials[:, None], c.confidence)
+
+    def mean_accuracy(self, confidence: float = 0.9):
+        """``(mean, lower, upper)`` per cell ``(F, E)`` over the measured chips (Student t)."""
+        acc = np.where(self.measured[:, None, :], self.accuracy, np.nan)
+        return stats.mean_interval(acc, confidence, axis=2)
+
+    def decisions(self, constraint) -> np.ndarray:
+        """Int8 ``(F, E)``: ``stats.PASS`` where the amount is certified to suffice at the
+        rate, ``stats.FAIL`` where it is certified not to, ``stats.UNDECIDED`` otherwise."""
+        c = Constraint.of(constraint)
+        return stats.decide(self.pass_counts(c), self.n_trials[:, None], c.pass_target, c.confidence)
+
+    def settled(self, constraint) -> np.ndarray:
+        """Bool ``(F,)``: more chips cannot change ``E*`` at the rate. Either an amount is
+        certified to suffice and every smaller one certified not to, or every amount is
+        certified not to suffice."""
+        d = self.decisions(constraint)
+        first = np.where((d == stats.PASS).any(axis=1), (d == stats.PASS).argmax(axis=1), d.shape[1])
+        below = np.arange(d.shape[1])[None, :] < first[:, None]
+        return ~((d != stats.FAIL) & below).any(axis=1)
 
     # -- the questions the planner asks -------------------------------------------------
     def rate_index(self, rates) -> np.ndarray:
         """Index of the grid rate each rate rounds *up* to; ``F`` (past the grid) if above it."""
         return rate_index(self.fault_rates, rates)
 
-    def required_epochs_grid(self, max_accuracy_drop: float, quantile: float | None = None) -> np.ndarray:
-        """``E*`` at every grid rate (float array (F,), ``inf`` where nothing meets the drop).
-
-        A cell meets the constraint when its accuracy is at least
-        ``baseline - max_accuracy_drop`` for every trial, or, with ``quantile`` q in
-        (0, 1], for the q-quantile of trials from the bottom (q = 1 means every trial
-        ... q = 0.5 the median). The result is made non-decreasing in the fault rate
-        (a higher rate never needs less retraining).
-        """
-        drop = _check_drop(max_accuracy_drop)
-        acc = self.accuracy
-        if quantile is None:
-            worst = np.min(acc, axis=2)
-        else:
-            if not isinstance(quantile, Real) or not 0 < quantile <= 1:
-                raise ResilienceError(f"quantile must be in (0, 1]; got {quantile!r}.")
-            worst = np.quantile(acc, 1 - quantile, axis=2, method="lower")
-        ok = worst >= self.baseline - drop - 1e-12  # NaN (unmeasured) never meets it
+    def required_epochs_grid(self, constraint) -> np.ndarray:
+        """``E*`` at every grid rate (float ``(F,)``): the least amount certified to suffice
+        (an undecided amount does not count), made non-decreasing in the fault rate; ``inf``
+        where none is. ``constraint`` is a :class:`efat.Constraint` or a drop (defaults)."""
+        ok = self.decisions(constraint) == stats.PASS
         first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)
         need = np.where(first >= 0, self.epochs[np.maximum(first, 0)], np.inf)
         return np.maximum.accumulate(need)
 
-    def required_epochs(self, rate, max_accuracy_drop: float, quantile: float | None = None):
+    def required_epochs(self, rate, constraint):
         """``E*`` of a chip (or an array of chips) with fault rate ``rate``.
 
         The rate rounds up to the next grid point; a rate above the grid is infinite
@@ -143,14 +186,24 @@ class ResilienceMap:
         r = np.asarray(rate, dtype=float)
         if ((r < 0) | (r > 1) | np.isnan(r)).any():
             raise ResilienceError(f"fault rates must lie in [0, 1]; got {rate!r}.")
-        out = amount_at(self.fault_rates, self.required_epochs_grid(max_accuracy_drop, quantile), r)
+        out = amount_at(self.fault_rates, self.required_epochs_grid(constraint), r)
         return float(out) if out.ndim == 0 else out
 
-    def max_feasible_rate(self, max_accuracy_drop: float, quantile: float | None = None) -> float:
+    def max_feasible_rate(self, constraint) -> float:
         """The largest grid rate with a finite ``E*`` (``-1`` if none)."""
-        need = self.required_epochs_grid(max_accuracy_drop, quantile)
+        need = self.required_epochs_grid(constraint)
         finite = np.nonzero(np.isfinite(need))[0]
         return float(self.fault_rates[finite[-1]]) if finite.size else -1.0
+
+    def stopping_amounts(self, constraint) -> np.ndarray:
+        """Float ``(F, E, T)``: for a chip retrained from amount ``e`` on and checked at
+        every amount of the grid, the first amount ``>= e`` at which it meets the
+        constraint (``inf`` if none; NaN where not measured). A run of ``e`` epochs is the
+        start of every longer run, so this is the cost of escalating a retraining."""
+        ok = self.passes(constraint)
+        amounts = np.where(ok, self.epochs[None, :, None], np.inf)
+        first = np.minimum.accumulate(amounts[:, ::-1, :], axis=1)[:, ::-1, :]
+        return np.where(self.measured[:, None, :], first, np.nan)
 
     # -- persistence ----------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -193,53 +246,12 @@ class ResilienceMap:
             raise ResilienceFileError(e.path, e.problem) from None
         return cls.from_json(obj, str(path))
 
-    # -- picture -------------------------------------------------------------------------
-    def plot(self, path, max_accuracy_drop: float | None = None, title: str | None = None,
-             margin: float = 0.0) -> None:
-        """Heatmap of the worst-trial accuracy drop, with the ``E*`` boundary for a constraint.
+    def plot(self, path, constraint=None, title: str | None = None) -> None:
+        """Heatmap of the map against a constraint (:func:`efat.resilience_plot.plot_map`)."""
+        from .resilience_plot import plot_map
 
-        The boundary (boxed cells) is drawn for ``max_accuracy_drop - margin``: what a plan
-        made with that margin reads off the map. Each cell's number is printed with as
-        many decimals as it takes to show on which side of that limit it lies (2.037
-        beside a 2-point limit reads "2.04", never "2.0").
-        """
-        import matplotlib
+        plot_map(self, path, constraint, title)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        limit = None if max_accuracy_drop is None else _check_drop(max_accuracy_drop) - float(margin)
-        drop = 100 * (self.baseline - np.min(self.accuracy, axis=2))  # (F, E), points
-        fig, ax = plt.subplots(figsize=(1.1 * self.epochs.size + 3, 0.5 * self.fault_rates.size + 2.5),
-                               constrained_layout=True)
-        # colours resolve the region around the constraint; larger drops saturate (numbers tell)
-        top = 3 * 100 * limit if limit else float(np.nanmax(drop))
-        im = ax.imshow(drop, cmap="RdYlGn_r", vmin=0, vmax=max(1.0, top), aspect="auto",
-                       origin="lower")
-        fig.colorbar(im, ax=ax, label="accuracy drop, worst trial (points)")
-        for i in range(drop.shape[0]):
-            for j in range(drop.shape[1]):
-                if not np.isnan(drop[i, j]):
-                    text = f"{drop[i, j]:.1f}" if limit is None else format_drop(drop[i, j], 100 * limit)
-                    ax.text(j, i, text, ha="center", va="center", fontsize=8)
-        ax.set_xticks(range(self.epochs.size), [f"{e:g}" for e in self.epochs])
-        ax.set_yticks(range(self.fault_rates.size), [f"{100 * r:g}%" for r in self.fault_rates])
-        ax.set(xlabel="retraining amount (epochs of FAT; 0 = bypass only)", ylabel="fault rate")
-        fig.suptitle(title or f"Resilience map ({self.trials} chips per rate; baseline {100 * self.baseline:.1f}%)",
-                     fontsize=10)
-        if limit is not None:
-            need = self.required_epochs_grid(limit)
-            xs = [int(np.searchsorted(self.epochs, e)) if np.isfinite(e) else None for e in need]
-            for i, j in enumerate(xs):
-                if j is None:
-                    ax.add_patch(plt.Rectangle((-0.5, i - 0.5), self.epochs.size, 1, fill=False, hatch="//",
-                                               edgecolor="black", lw=0))
-                else:
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2.5))
-            ax.plot([], [], "s", mfc="none", mec="black", mew=2.5, label=_boundary_label(max_accuracy_drop, margin))
-            ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, frameon=False)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
 
 
 def rate_index(fault_rates: np.ndarray, rates) -> np.ndarray:
@@ -251,29 +263,3 @@ def amount_at(fault_rates: np.ndarray, need: np.ndarray, rates) -> np.ndarray:
     """``E*`` of chips at ``rates``, from ``E*`` on the grid (``need``): the rate rounds up
     to the grid, and a rate above the grid is infinite (nothing measured says it can be met)."""
     return np.append(np.asarray(need, dtype=float), np.inf)[rate_index(fault_rates, rates)]
-
-
-def format_drop(value: float, limit: float) -> str:
-    """``value`` (points) with the fewest decimals (at least 1) that keep it on its side of
-    ``limit``: a cell that misses the constraint never prints as one that meets it."""
-    meets = value <= limit + 1e-10  # the tolerance of required_epochs_grid, in points
-    for decimals in range(1, 7):
-        text = f"{value:.{decimals}f}"
-        if (float(text) <= limit + 1e-10) == meets:
-            return text
-    return repr(float(value))
-
-
-def _boundary_label(drop: float, margin: float) -> str:
-    limit = 100 * (drop - margin)
-    points = f"{limit:g} point{'' if limit == 1 else 's'}"
-    if margin:
-        return (f"E*: least amount with every chip within {points}\n"
-                f"({100 * drop:g}-point constraint less a {100 * margin:g}-point planning margin; hatched: none)")
-    return f"E*: least amount with every chip within {points} (hatched: none)"
-
-
-def _check_drop(drop) -> float:
-    if isinstance(drop, bool) or not isinstance(drop, Real) or not 0 <= float(drop) <= 1:
-        raise ResilienceError(f"max_accuracy_drop must be a number in [0, 1] (0.01 = one point); got {drop!r}.")
-    return float(drop)

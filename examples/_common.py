@@ -39,14 +39,14 @@ __all__ = ["floats", "ints"]  # argument types the examples use, from the app
 
 DEFAULT_OUT = REPO / "examples" / "out"
 
-#: Resilience-map grid of the default runs (LeNet-5 on digits, 32x32: about a minute on 2 cores).
+#: Resilience-map grid of the default runs (LeNet-5 on digits, 32x32: a few minutes on 2 cores).
 MAP_RATES = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10, 0.12, 0.15)
 MAP_EPOCHS = (0.25, 0.5, 1.0, 2.0, 3.0)
-MAP_TRIALS = 3
-#: ... and of ``--quick`` (tests: seconds, not meaningful).
+#: ... and of ``--quick`` (tests: seconds, not meaningful): a pass target and confidence of
+#: 0.5 certify an amount with 1 chip, and the map holds 1 to 3 chips per rate.
 QUICK_RATES = (0.02, 0.06)
 QUICK_EPOCHS = (0.5,)
-QUICK_TRIALS = 1
+QUICK_LEVEL = 0.5
 QUICK_PRETRAIN_EPOCHS = 5
 
 #: Per-chip fault rates of the populations of fig3 ... fig5.
@@ -61,6 +61,10 @@ def parser(doc: str, population: bool = False) -> Parser:
     add_array_args(p)
     p.add_argument("--max-drop", type=float, default=0.02, metavar="FRACTION",
                    help="accuracy constraint: max drop below the fault-free int8 accuracy (0.02 = 2 points)")
+    p.add_argument("--pass-target", type=float, default=None, metavar="P",
+                   help="share of chips that must meet the drop (default: 0.9; 0.5 with --quick)")
+    p.add_argument("--confidence", type=float, default=None, metavar="C",
+                   help="confidence of that share (default: 0.9; 0.5 with --quick)")
     p.add_argument("--out", default=str(DEFAULT_OUT), metavar="DIR",
                    help="output folder (the shared resilience map lives here too)")
     p.add_argument("--quick", action="store_true",
@@ -73,7 +77,10 @@ def parser(doc: str, population: bool = False) -> Parser:
     g.add_argument("--map-epochs", type=floats, default=None, metavar="E1,E2,...",
                    help=f"retraining amounts in epochs, 0 added (default: {','.join(f'{e:g}' for e in MAP_EPOCHS)})")
     g.add_argument("--trials", type=int, default=None, metavar="N",
-                   help=f"random chips per rate (default: {MAP_TRIALS})")
+                   help="chips per rate in the map's first round (default: the fewest that can certify the pass "
+                        "target at the confidence)")
+    g.add_argument("--max-trials", type=int, default=None, metavar="N",
+                   help="budget of chips per rate for adaptive sampling (default: 3 x the first round)")
     if population:
         q = p.add_argument_group("population")
         q.add_argument("--chip-rates", default=CHIP_RATES, metavar="SPEC",
@@ -94,7 +101,7 @@ class Setup:
     out: Path
     rates: tuple
     epochs: tuple
-    trials: int
+    constraint: object
 
     def path(self, name: str) -> Path:
         return self.out / name
@@ -107,13 +114,18 @@ class Setup:
 def setup(args) -> Setup:
     """Load data and the pretrained model; fix the map grid (``--quick`` shrinks it).
     Bad input ends the script with one line."""
+    from efat import Constraint
     from simulator import ArrayConfig
 
     limit_threads()
     if args.rows < 1 or args.cols < 1:
         raise SystemExit(f"error: --rows and --cols must be >= 1; got {args.rows}x{args.cols}.")
-    if not 0 <= args.max_drop <= 1:
-        raise SystemExit(f"error: --max-drop must be in [0, 1] (0.02 = 2 points); got {args.max_drop}.")
+    level = QUICK_LEVEL if args.quick else 0.9
+    try:
+        constraint = Constraint(args.max_drop, args.pass_target if args.pass_target is not None else level,
+                                args.confidence if args.confidence is not None else level)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     t = time.perf_counter()
     epochs = args.pretrain_epochs if args.pretrain_epochs is not None else (QUICK_PRETRAIN_EPOCHS if args.quick else None)
     try:
@@ -124,10 +136,9 @@ def setup(args) -> Setup:
         log(f"trained {args.model} on {data.name} in {time.perf_counter() - t:.0f} s (cached from now on)")
     rates = tuple(args.map_rates or (QUICK_RATES if args.quick else MAP_RATES))
     epochs = tuple(args.map_epochs or (QUICK_EPOCHS if args.quick else MAP_EPOCHS))
-    trials = args.trials or (QUICK_TRIALS if args.quick else MAP_TRIALS)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    return Setup(args, ArrayConfig(args.rows, args.cols), data, model, out, rates, epochs, trials)
+    return Setup(args, ArrayConfig(args.rows, args.cols), data, model, out, rates, epochs, constraint)
 
 
 def log(msg: str) -> None:
@@ -138,8 +149,9 @@ def shared_map(s: Setup):
     """The resilience map for this set-up, shared by all examples (:func:`cli.maps.shared_map`)."""
     from cli.maps import map_path, shared_map as load_or_measure
 
-    path = map_path(s.out, s.data, s.model, s.args.model, s.cfg, s.rates, s.epochs, s.trials, s.args.seed)
-    return load_or_measure(path, s.model, s.data, s.cfg, s.rates, s.epochs, s.trials, s.args.seed, log=log)
+    sampling = dict(constraint=s.constraint, trials=s.args.trials, max_trials=s.args.max_trials)
+    path = map_path(s.out, s.data, s.model, s.args.model, s.cfg, s.rates, s.epochs, s.args.seed, **sampling)
+    return load_or_measure(path, s.model, s.data, s.cfg, s.rates, s.epochs, s.args.seed, log=log, **sampling)
 
 
 def map_chip(s: Setup, rate: float, trial: int):
@@ -161,7 +173,7 @@ def make_plan(s: Setup, pop, rmap, strategy: str = "reward"):
     from efat import PlanError, plan
 
     try:
-        return plan(pop, rmap, s.args.max_drop, strategy=strategy)
+        return plan(pop, rmap, s.constraint, strategy=strategy)
     except PlanError as e:
         raise SystemExit(f"error: {e}") from None
 

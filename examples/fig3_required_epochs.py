@@ -46,7 +46,7 @@ def main(argv=None):
     from cli.figures import plot_required_epochs
 
     plot_required_epochs(s.path(NAME + ".png"), plan,
-                         title=f"E* of {n} chips ({s.args.chip_rates}), drop <= {100 * args.max_drop:g} pts\n{s.tag()}")
+                         title=f"E* of {n} chips ({s.args.chip_rates}), {plan.constraint.text()}\n{s.tag()}")
     counts = plan.status_counts()
     amounts = sorted({c.epochs for c in plan.chips})
     C.log(f"{n} chips: {counts['no_retraining']} need no retraining, {counts['retrain']} need some, "

@@ -30,7 +30,8 @@ except ImportError:  # run as a script
 
 NAME = "fig4_cost_vs_population"
 HEADER = ["chips", "feasible", "fixed_amount", "fixed_epochs", "fixed_runs", "reduce_epochs", "reduce_runs",
-          "efat_epochs", "efat_runs", "efat_vs_fixed", "efat_vs_reduce"]
+          "efat_epochs", "efat_runs", "efat_vs_fixed", "efat_vs_reduce", "fixed_expected", "reduce_expected",
+          "efat_expected", "efat_expected_lower", "efat_expected_upper"]
 
 
 def _ratio(a: float, b: float) -> str:
@@ -55,7 +56,8 @@ def main(argv=None):
         rows.append({"n": n, "fixed": c.fixed.epochs, "reduce": c.reduce.epochs, "efat": c.efat.epochs})
         table.append([n, feasible, f"{c.fixed_amount:g}", f"{c.fixed.epochs:g}", c.fixed.runs, f"{c.reduce.epochs:g}",
                       c.reduce.runs, f"{c.efat.epochs:g}", c.efat.runs, _ratio(c.efat.epochs, c.fixed.epochs),
-                      _ratio(c.efat.epochs, c.reduce.epochs)])
+                      _ratio(c.efat.epochs, c.reduce.epochs), f"{c.fixed.expected:.4g}", f"{c.reduce.expected:.4g}",
+                      f"{c.efat.expected:.4g}", f"{c.efat.lower:.4g}", f"{c.efat.upper:.4g}"])
     C.write_csv(s.path(NAME + ".csv"), HEADER, table)
     last = table[-1]
     vs = (f"eFAT at {last[0]} chips: {100 * float(last[9]):.0f}% of fixed, {100 * float(last[10]):.0f}% of Reduce"
@@ -63,7 +65,7 @@ def main(argv=None):
     from cli.figures import plot_cost_vs_population
 
     plot_cost_vs_population(s.path(NAME + ".png"), rows,
-                            title=f"Total retraining to stay within {100 * args.max_drop:g} points\n"
+                            title=f"Total retraining (on paper) for {s.constraint.text()}\n"
                                   f"{s.tag()}, chip rates {args.chip_rates}\n{vs}")
     C.log(f"{'chips':>6} {'fixed':>14} {'Reduce':>14} {'eFAT':>14}   (epochs / runs)")
     for r in table:

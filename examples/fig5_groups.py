@@ -64,7 +64,7 @@ def main(argv=None):
             plot_groups(png, plan, pop, n_groups=args.groups, n_members=args.members)
     else:
         _empty(png, f"No chip of {n} needs retraining: no groups to draw "
-                    f"(drop <= {100 * args.max_drop:g} pts, rates {args.chip_rates}).")
+                    f"({s.constraint.text()}, rates {args.chip_rates}).")
     sizes = sorted((len(g.members) for g in plan.groups), reverse=True)
     c = plan.costs
     C.log(f"{n} chips, {c.reduce.runs} to retrain -> {len(plan.groups)} groups "

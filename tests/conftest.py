@@ -22,11 +22,15 @@ def isolated_cache(tmp_path_factory):
     mp.undo()
 
 
+#: The constraint of the small eFAT case: a pass target and confidence that 8 chips can certify.
+CASE_CONSTRAINT = dict(max_accuracy_drop=0.03, pass_target=0.8, confidence=0.8)
+
+
 @pytest.fixture(scope="session")
 def efat_case():
     """A small eFAT case shared by the execution and command-line tests: the MLP on digits,
-    a measured 16x16 resilience map and 8 chips."""
-    from efat import resilience_map
+    a 16x16 resilience map sampled adaptively for CASE_CONSTRAINT, and 8 chips."""
+    from efat import Constraint, resilience_map
     from faults import Population
     from simulator import ArrayConfig
     from training import load_dataset, pretrained
@@ -34,6 +38,7 @@ def efat_case():
     cfg = ArrayConfig(16, 16)
     data = load_dataset("digits", seed=0)
     model = pretrained("mlp", data, seed=0)
-    rmap = resilience_map(model, data, cfg, [0.02, 0.05, 0.1], [0.5, 1], trials=2, progress=False)
+    rmap = resilience_map(model, data, cfg, [0.02, 0.05, 0.1], [0.5, 1], constraint=Constraint(**CASE_CONSTRAINT),
+                          max_trials=16, progress=False)
     pop = Population.generate(cfg, 8, rates="uniform:0.005,0.06", seed=3)
     return model, data, rmap, pop

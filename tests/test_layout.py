@@ -87,7 +87,7 @@ from faults import Population
 from simulator import ArrayConfig
 pop = Population.generate(ArrayConfig(8, 8), 5, rates="uniform:0.02,0.1", seed=0)
 rates, epochs = np.array([0.05, 0.1, 0.2]), np.array([0.0, 1.0])
-acc = 0.9 - rates[:, None, None] * np.exp(-epochs[None, :, None]) * np.ones((1, 1, 2))
+acc = 0.9 - rates[:, None, None] * np.exp(-epochs[None, :, None]) * np.ones((1, 1, 30))
 p = plan(pop, ResilienceMap(rates, epochs, acc, 0.9, {{"array": [8, 8]}}), 0.02)
 p.save({str(tmp_path / "p.json")!r})
 assert Plan.load({str(tmp_path / "p.json")!r}) == p

@@ -5,7 +5,8 @@ training (FAT) for one chip, and fault-injection campaigns over random chips.
 package :mod:`efat` (``import efat``), which sits above this one.
 """
 
-from .baseline import CACHE_VERSION, DEFAULT_EPOCHS, cache_dir_default, evaluate, pretrained, train
+from .baseline import (CACHE_VERSION, DEFAULT_EPOCHS, TrainState, cache_dir_default, evaluate, model_digest,
+                       pretrained, train)
 from .campaign import CampaignRow, accuracy_vs_rate
 from .data import DataError, Dataset, load_dataset, load_digits_dataset, load_mnist, read_idx
 from .fat import FAT_LR, chip_accuracy, fat_retrain
@@ -14,7 +15,8 @@ from .models import MLP, MODELS, LeNet5, SmallVGG, build_model
 __all__ = [
     "DataError", "Dataset", "load_digits_dataset", "read_idx", "load_mnist", "load_dataset",
     "MLP", "LeNet5", "SmallVGG", "MODELS", "build_model",
-    "train", "evaluate", "pretrained", "cache_dir_default", "DEFAULT_EPOCHS", "CACHE_VERSION",
+    "train", "TrainState", "evaluate", "pretrained", "model_digest", "cache_dir_default", "DEFAULT_EPOCHS",
+    "CACHE_VERSION",
     "accuracy_vs_rate", "CampaignRow",
     "fat_retrain", "chip_accuracy", "FAT_LR",
 ]

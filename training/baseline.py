@@ -6,6 +6,7 @@ import hashlib
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,7 +17,8 @@ from fileio import atomic_write
 from .data import Dataset
 from .models import MODELS, build_model
 
-__all__ = ["train", "evaluate", "pretrained", "cache_dir_default", "DEFAULT_EPOCHS", "CACHE_VERSION"]
+__all__ = ["train", "TrainState", "evaluate", "pretrained", "model_digest", "cache_dir_default", "DEFAULT_EPOCHS",
+           "CACHE_VERSION"]
 
 CACHE_VERSION = 1  # bump when training or the models change so old cache files are ignored
 DEFAULT_EPOCHS = {"mlp": 30, "lenet5": 30, "vgg": 20}
@@ -24,9 +26,22 @@ DEFAULT_LR = 3e-3
 DEFAULT_BATCH_SIZE = 32
 
 
+@dataclass
+class TrainState:
+    """Where a run of :func:`train` stands: optimizer steps done and the optimizer's state.
+
+    A run resumed from the state another run ended in is bit for bit the longer run:
+    the model's weights come from that run, the Adam moments from ``optimizer``, and the
+    batch order is replayed from the seed up to ``step``.
+    """
+
+    step: int = 0
+    optimizer: dict | None = None
+
+
 def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DEFAULT_LR,
           batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, progress: bool = False,
-          after_step=None, grad_mask=None) -> tuple[nn.Module, list[float]]:
+          after_step=None, grad_mask=None, state: TrainState | None = None) -> tuple[nn.Module, list[float]]:
     """Train ``model`` in place on ``dataset.x_train`` with Adam and cross-entropy.
 
     Deterministic on CPU for a given ``seed``: each epoch's shuffle comes from a
@@ -57,6 +72,10 @@ def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DE
         Parameter name (as in ``model.named_parameters()``) -> tensor broadcastable to the
         parameter; each gradient is multiplied by its mask before the step. With this fresh
         Adam optimizer, entries whose mask is always 0 are never updated.
+    state : TrainState, optional
+        Resume from it when its ``step`` is above 0 (the model must hold the weights of
+        that step; ``epochs`` is the total of the longer run, not what remains); it is
+        updated to the end of this run.
 
     Returns
     -------
@@ -80,13 +99,20 @@ def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DE
     x, y = dataset.x_train, dataset.y_train
     per_epoch = math.ceil(len(x) / batch_size)
     n_steps = round(epochs * per_epoch)
+    start = state.step if state is not None else 0
+    if start > n_steps:
+        raise ValueError(f"cannot resume at step {start} a run of {n_steps} steps ({epochs} epochs).")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if start:
+        opt.load_state_dict(state.optimizer)
+    for _ in range(start // per_epoch + (1 if start % per_epoch else 0)):  # replay the batch order
+        order = torch.randperm(len(x), generator=gen)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     losses, epoch_sum, epoch_n = [], 0.0, 0
-    bar = tqdm(total=n_steps, desc="training", unit="batch", disable=not progress)
-    for step in range(n_steps):
+    bar = tqdm(total=n_steps - start, desc="training", unit="batch", disable=not progress)
+    for step in range(start, n_steps):
         if step % per_epoch == 0:
             order = torch.randperm(len(x), generator=gen)
         idx = order[(step % per_epoch) * batch_size:][:batch_size]
@@ -105,6 +131,8 @@ def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DE
             epoch_sum, epoch_n = 0.0, 0
         bar.update()
     bar.close()
+    if state is not None:
+        state.step, state.optimizer = n_steps, opt.state_dict()
     return model, losses
 
 
@@ -137,6 +165,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     finally:
         model.train(was_training)
     return correct / len(x) if len(x) else 0.0
+
+
+def model_digest(model: nn.Module) -> str:
+    """sha256 over a model's state dict (names and values): which weights a result is of."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def cache_dir_default() -> Path:

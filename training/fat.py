@@ -24,7 +24,7 @@ from faults import FaultMap
 from mapping import N_CALIB, apply_masks, bypass_masks, run_model
 from simulator import ArrayConfig, SystolicArray
 
-from .baseline import DEFAULT_BATCH_SIZE, DEFAULT_LR, train
+from .baseline import DEFAULT_BATCH_SIZE, DEFAULT_LR, TrainState, train
 
 __all__ = ["fat_retrain", "chip_accuracy", "FAT_LR"]
 
@@ -40,7 +40,7 @@ def chip_accuracy(model, data, cfg: ArrayConfig, fault_map: FaultMap | None, mit
 
 def fat_retrain(model, fault_map: FaultMap, data, epochs: float, seed: int = 0, lr: float = FAT_LR,
                 batch_size: int = DEFAULT_BATCH_SIZE, checkpoints=(), on_checkpoint=None,
-                progress: bool = False):
+                progress: bool = False, state: TrainState | None = None):
     """Fault-aware retraining of a copy of ``model`` for the chip ``fault_map``.
 
     Parameters
@@ -57,6 +57,11 @@ def fat_retrain(model, fault_map: FaultMap, data, epochs: float, seed: int = 0, 
     checkpoints : sequence of float
         Amounts (<= epochs) at which ``on_checkpoint(amount, model)`` is called, as the
         run passes them (0 before the first step).
+    state : training.TrainState, optional
+        Warm continuation: ``model`` is the result of an earlier run for a map whose
+        faulty PEs are all in ``fault_map`` (the same map, for an exact continuation) and
+        ``state`` where that run ended; this run trains on to ``epochs`` in total. The
+        state is updated to the end of this run.
 
     Returns
     -------
@@ -75,7 +80,7 @@ def fat_retrain(model, fault_map: FaultMap, data, epochs: float, seed: int = 0, 
         if amount > epochs + 1e-12:
             raise ValueError(f"checkpoint {amount} lies beyond the retraining amount {epochs}.")
         at_step.setdefault(round(amount * per_epoch), []).append(amount)
-    step = 0
+    step = state.step if state is not None else 0
 
     def after_step(model_):
         nonlocal step
@@ -86,8 +91,8 @@ def fat_retrain(model, fault_map: FaultMap, data, epochs: float, seed: int = 0, 
         for amount in at_step.get(step, ()):
             on_checkpoint(amount, model_)
 
-    for amount in at_step.get(0, ()):
+    for amount in at_step.get(step, ()):
         on_checkpoint(amount, m)
     train(m, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress,
-          after_step=after_step, grad_mask=keep)
+          after_step=after_step, grad_mask=keep, state=state)
     return m.eval()

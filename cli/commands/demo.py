@@ -1,32 +1,35 @@
-"""``efat demo``: the whole eFAT pipeline on the default data and a generated population."""
+"""``efat demo``: the whole eFAT pipeline on the default data and generated populations."""
 
 from __future__ import annotations
 
+from cli.args import add_constraint_args, add_executor_args, executor_spec
+
 
 def register(sub):
-    p = sub.add_parser("demo", help="the whole eFAT pipeline: resilience map, population, plan, retraining, figures",
-                       description="Baseline, resilience map, a generated population, the plan, group retraining "
-                                   "with per-chip verification on the simulator, figures and a summary. "
-                                   "Resumes from what --out already holds.")
+    p = sub.add_parser("demo", help="the whole eFAT pipeline: resilience map, populations, plans, retraining",
+                       description="Baseline, an adaptively sampled resilience map, then for several generated "
+                                   "populations the plan and its execution (every unit retrained once, every chip "
+                                   "verified on the simulator), figures and a summary with intervals over the "
+                                   "populations. Resumes from what --out already holds.")
     p.add_argument("--out", default="demo_out/efat", metavar="DIR", help="output folder")
     p.add_argument("--data", default="digits", metavar="SPEC", help="data set, as for efat simulate")
     p.add_argument("--model", default="lenet5", metavar="NAME", help="model of the zoo: mlp, lenet5 or vgg")
-    p.add_argument("--chips", type=int, default=60, metavar="N", help="chips in the generated population")
-    p.add_argument("--max-drop", type=float, default=0.02, metavar="FRACTION",
-                   help="accuracy constraint verified on every chip (0.02 = 2 points below the fault-free int8 model)")
-    p.add_argument("--margin", type=float, default=0.01, metavar="FRACTION",
-                   help="plan amounts for max-drop minus this on the map (safety for chips the map never saw)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data split, training, map chips and population")
+    p.add_argument("--chips", type=int, default=60, metavar="N", help="chips per generated population")
+    p.add_argument("--populations", type=int, default=5, metavar="N",
+                   help="populations (seeds seed, seed+1, ...) the savings are measured over")
+    add_constraint_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split, training, map chips and populations")
+    add_executor_args(p)
     p.set_defaults(func=run)
 
 
 def run(args):
     from cli.args import resolve_data
-    from cli.pipeline import DemoConfig, run_demo
+    from cli.pipeline import DemoConfig, check_demo, run_demo
 
-    if args.chips < 1:
-        raise ValueError(f"--chips must be >= 1; got {args.chips}.")
-    cfg = DemoConfig(data=resolve_data(args.data), model=args.model, chips=args.chips,
-                     max_accuracy_drop=args.max_drop, margin=args.margin, seed=args.seed)
-    _, report = run_demo(args.out, cfg)
-    return 0 if report.all_passed else 1
+    cfg = DemoConfig(data=resolve_data(args.data), model=args.model, chips=args.chips, populations=args.populations,
+                     max_accuracy_drop=args.max_drop, pass_target=args.pass_target, confidence=args.confidence,
+                     seed=args.seed, executor=executor_spec(args))
+    check_demo(cfg)
+    summary = run_demo(args.out, cfg)
+    return 0 if summary["verified"] == summary["chips"] else 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cli.args import add_constraint_args, constraint_of
+
 
 def register(sub):
     p = sub.add_parser("plan", help="plan retraining for a population (groups, fused maps, costs)",
@@ -9,17 +11,13 @@ def register(sub):
                                    "FAT, Reduce and eFAT side by side. Pure computation.")
     p.add_argument("--population", required=True, metavar="FILE.npz", help="a saved Population (efat population --out)")
     p.add_argument("--rmap", required=True, metavar="FILE.json", help="a resilience map (efat resilience --out)")
-    p.add_argument("--max-drop", type=float, default=0.02, metavar="FRACTION",
-                   help="max accuracy drop below the map's fault-free accuracy (0.02 = 2 points)")
+    add_constraint_args(p)
     p.add_argument("--strategy", default="reward", choices=("reward", "none", "exact"),
                    help="grouping: reward-driven merging, none (one group per chip: Reduce), or exact search "
                         "(up to 12 chips)")
-    p.add_argument("--quantile", type=float, default=None, metavar="Q",
-                   help="meet the drop for this quantile of the map's trials, in (0, 1] (default: every trial)")
-    p.add_argument("--margin", type=float, default=0.0, metavar="FRACTION",
-                   help="choose amounts for max-drop minus this on the map (safety for unseen chips)")
     p.add_argument("--fixed-epochs", type=float, default=None, metavar="EPOCHS",
-                   help="amount per chip of the fixed-FAT policy (default: the largest E* of the chips)")
+                   help="amount per chip of the fixed-FAT policy, on the map's grid (default: the largest E* of "
+                        "the chips)")
     p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the plan")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw the per-chip amounts (default: none)")
     p.set_defaults(func=run)
@@ -32,8 +30,7 @@ def run(args):
 
     pop = Population.load(args.population)
     rmap = ResilienceMap.load(args.rmap)
-    p = plan(pop, rmap, args.max_drop, strategy=args.strategy, fixed_epochs=args.fixed_epochs,
-             quantile=args.quantile, margin=args.margin)
+    p = plan(pop, rmap, constraint_of(args), strategy=args.strategy, fixed_epochs=args.fixed_epochs)
     p.save(args.out)
     print(p.summary_text())
     print(f"saved {args.out}")

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from cli.main import main
 from cli.pipeline import DemoConfig, run_demo
+
+from ..conftest import CASE_CONSTRAINT
+
+CONSTRAINT_ARGS = ["--max-drop", str(CASE_CONSTRAINT["max_accuracy_drop"]), "--pass-target",
+                   str(CASE_CONSTRAINT["pass_target"]), "--confidence", str(CASE_CONSTRAINT["confidence"])]
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +26,22 @@ def test_cli_plan_and_retrain(setup, tmp_path, capsys):
     rmap.save(tmp_path / "rmap.json")
     pop.save(tmp_path / "pop.npz")
     assert main(["plan", "--population", str(tmp_path / "pop.npz"), "--rmap", str(tmp_path / "rmap.json"),
-                 "--max-drop", "0.03", "--out", str(tmp_path / "plan.json"), "--plot", str(tmp_path / "e.png")]) == 0
+                 *CONSTRAINT_ARGS, "--out", str(tmp_path / "plan.json"), "--plot", str(tmp_path / "e.png")]) == 0
     assert "eFAT" in capsys.readouterr().out
     code = main(["retrain", "--model", "mlp", "--plan", str(tmp_path / "plan.json"), "--population",
                  str(tmp_path / "pop.npz"), "--out-dir", str(tmp_path / "run")])
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert code == (0 if all(c["passed"] for c in report["chips"]) else 1)  # exit 1 exactly when a chip fails
-    capsys.readouterr()
+    out = capsys.readouterr()
+    failed = report["totals"]["chips_failing_first_check"]
+    assert f"{failed} chips failed their first check" in out.out  # the summary counts them
+    assert "units: retrain and verify" in out.err  # progress over the units
+    # a plan refuses a model other than the one it was made for, before any work
+    code = main(["retrain", "--model", "lenet5", "--plan", str(tmp_path / "plan.json"), "--population",
+                 str(tmp_path / "pop.npz"), "--out-dir", str(tmp_path / "other")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "another model" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "other").exists()
     (tmp_path / "broken.json").write_text('{"format": "efat.Plan", "version": 1')
     assert main(["retrain", "--model", "mlp", "--plan", str(tmp_path / "broken.json"), "--population",
                  str(tmp_path / "pop.npz"), "--out-dir", str(tmp_path / "run2")]) == 2
@@ -39,10 +54,31 @@ def test_cli_plan_and_retrain(setup, tmp_path, capsys):
 
 
 def test_demo_pipeline_small(setup, tmp_path):
-    cfg = DemoConfig(model="mlp", rows=16, cols=16, chips=6, chip_rates="uniform:0.01,0.06",
-                     fault_rates=(0.02, 0.06, 0.1), epochs=(0.5,), trials=1, max_accuracy_drop=0.03)
-    p, rep = run_demo(tmp_path, cfg, log=lambda *a: None)
-    for name in ("resilience_map.json", "resilience_map.png", "population.npz", "plan.json", "required_epochs.png",
-                 "costs.png", "retrain/report.json"):
+    cfg = DemoConfig(model="mlp", rows=16, cols=16, chips=6, populations=2, chip_rates="uniform:0.01,0.06",
+                     fault_rates=(0.02, 0.06, 0.1), epochs=(0.5, 1), **CASE_CONSTRAINT, max_trials=8)
+    summary = run_demo(tmp_path, cfg, log=lambda *a: None)
+    for name in ("resilience_map.json", "resilience_map.png", "population-0/population.npz", "population-1/plan.json",
+                 "required_epochs.png", "costs.png", "population-1/run/report.json", "summary.json"):
         assert (tmp_path / name).exists(), name
-    assert len(rep.chips) == 6
+    assert summary["chips"] == 12 and len(summary["populations"]) == 2
+    assert json.loads((tmp_path / "summary.json").read_text())["verified"] == summary["verified"]
+    ratio = summary["efat_of_reduce"]
+    assert ratio["min"] <= ratio["mean"] <= ratio["max"]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--chips", "0"], "chips must be an int >= 1; got 0"),
+    (["--populations", "0"], "populations must be an int >= 1; got 0"),
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--max-drop", "2"], r"max_accuracy_drop must be a number in \[0, 1\]"),
+    (["--pass-target", "1"], "pass_target"),
+    (["--workers", "0"], "--workers must be an int >= 1; got 0"),
+])
+def test_demo_checks_its_arguments_before_computing(tmp_path, capsys, monkeypatch, argv, match):
+    import cli.pipeline
+
+    monkeypatch.setattr(cli.pipeline, "load_dataset", lambda *a, **k: pytest.fail("computed before checking"))
+    assert main(["demo", "--out", str(tmp_path / "d"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(match, err), err
+    assert not (tmp_path / "d").exists()

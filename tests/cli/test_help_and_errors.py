@@ -97,23 +97,23 @@ def test_a_fault_map_for_another_precision_is_refused(capsys, tmp_path):
 
 
 def test_figure_titles_state_the_constraint_their_numbers_use(monkeypatch, tmp_path):
-    """A plan made with a margin reads the map at max-drop minus the margin: the title says so."""
+    """A plan's amounts are certified for a constraint (drop, pass target, confidence): the title says so."""
     import matplotlib.figure
     import numpy as np
 
-    from cli.figures import constraint_text, plot_required_epochs
-    from efat import ResilienceMap, plan
+    from cli.figures import plot_required_epochs
+    from efat import Constraint, ResilienceMap, plan
     from faults import Population
 
-    assert constraint_text(0.02, 0.01) == "amounts for a drop <= 1 pt (2-pt constraint less a 1-pt margin)"
-    assert constraint_text(0.02) == "amounts for a drop <= 2 pts"
     rates = np.array([0.02, 0.05, 0.1])
-    acc = 0.98 - rates[:, None, None] * np.exp(-np.array([0.0, 1, 2])[None, :, None]) * np.ones((1, 1, 2))
+    acc = 0.98 - rates[:, None, None] * np.exp(-np.array([0.0, 1, 2])[None, :, None]) * np.ones((1, 1, 30))
+    c = Constraint(0.02, 0.85, 0.8)
     p = plan(Population.generate(ArrayConfig(8, 8), 4, rates="uniform:0.02,0.08", seed=0),
-             ResilienceMap(rates, [0, 1, 2], acc, 0.98, {"array": [8, 8]}), 0.02, margin=0.01)
+             ResilienceMap(rates, [0, 1, 2], acc, 0.98, {"array": [8, 8]}), c)
     titles = []
     real = matplotlib.figure.Figure.savefig
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
                         lambda fig, *a, **k: (titles.extend(ax.get_title() for ax in fig.axes), real(fig, *a, **k)))
     plot_required_epochs(tmp_path / "e.png", p)
-    assert any(constraint_text(0.02, 0.01) in t for t in titles), titles
+    assert any(c.text() in t for t in titles), titles
+    assert "drop <= 2 points for >= 85% of chips (80% confidence)" == c.text()

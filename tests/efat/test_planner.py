@@ -12,7 +12,9 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from efat import EXACT_MAX_CHIPS, Plan, PlanError, ResilienceMap, bitsets, plan
+from efat import EXACT_MAX_CHIPS, Constraint, Plan, PlanError, ResilienceMap, bitsets, plan, stats
+from efat.costs import CostModel
+from efat.grouping import Cost
 from faults import Population
 from simulator import ArrayConfig
 
@@ -20,11 +22,13 @@ from simulator import ArrayConfig
 
 
 def smooth_map(shape=(32, 32), strength=2.0, tau=3.0, max_rate=0.3, epochs=(0, 0.5, 1, 2, 3, 4, 6, 8, 10, 12),
-               step=0.01):
-    """accuracy = 0.98 - strength * f * exp(-e / tau): E* ~ tau * ln(strength * f / 0.01), sub-additive."""
+               step=0.01, chips=24):
+    """accuracy = 0.98 - strength * f * exp(-e / tau) * (1 + 2% spread over the chips): E* ~
+    tau * ln(strength * f / 0.01), sub-additive; 24 chips, enough to certify 90% at 90%."""
     rates = np.round(np.arange(0, max_rate + 1e-9, step), 6)
     e = np.asarray(epochs, float)
-    acc = 0.98 - strength * rates[:, None, None] * np.exp(-e[None, :, None] / tau) * np.array([1.0, 1.02])
+    spread = 1 + 0.02 * np.linspace(0, 1, chips)
+    acc = 0.98 - strength * rates[:, None, None] * np.exp(-e[None, :, None] / tau) * spread
     return ResilienceMap(rates, e, np.clip(acc, 0, 1), 0.98, {"array": list(shape)})
 
 
@@ -38,7 +42,7 @@ def resilience_maps(draw, shape):
     if draw(st.booleans()):
         rates = np.unique(np.append(rates, 0.0))
     epochs = np.concatenate([[0.0], np.cumsum(rng.choice([0.1, 0.25, 0.5, 1.0, 2.0], draw(st.integers(1, 7))))])
-    trials = draw(st.integers(1, 3))
+    trials = draw(st.integers(1, 12))
     strength, tau = draw(st.floats(0.05, 2)), draw(st.floats(0.5, 5))
     drop = strength * rates[:, None, None] * np.exp(-epochs[None, :, None] / tau)
     acc = 0.97 - drop * rng.uniform(1, 1.3, (rates.size, epochs.size, trials))
@@ -46,6 +50,8 @@ def resilience_maps(draw, shape):
 
 
 DROPS = st.integers(0, 9).flatmap(lambda i: st.just(0.0) if i == 0 else st.floats(0.002, 0.1))  # 0 now and then
+#: Constraints small maps can certify: a pass target and confidence of 0.5-0.8 need 1-8 chips.
+CONSTRAINTS = st.builds(Constraint, DROPS, st.floats(0.5, 0.8), st.floats(0.5, 0.8))
 
 
 @st.composite
@@ -60,28 +66,35 @@ def faulty_union(pop, ids):
     return np.logical_or.reduce([pop[i].fault_map.faulty for i in ids])
 
 
-def check_invariants(p: Plan, pop, rmap, drop):
+def check_invariants(p: Plan, pop, rmap, c: Constraint):
     n_pes = pop.cfg.n_pes
-    assert [c.id for c in p.chips] == list(pop.ids)
-    expected = rmap.required_epochs(pop.rates, drop)
-    for c, e in zip(p.chips, np.atleast_1d(expected)):
-        assert c.epochs == e
-        assert c.status == ("infeasible" if math.isinf(e) else "no_retraining" if e == 0 else "retrain")
+    assert [ch.id for ch in p.chips] == list(pop.ids) and p.constraint == c
+    expected = rmap.required_epochs(pop.rates, c)
+    for ch, e in zip(p.chips, np.atleast_1d(expected)):
+        assert ch.epochs == e
+        assert ch.status == ("infeasible" if math.isinf(e) else "no_retraining" if e == 0 else "retrain")
     members = [m for g in p.groups for m in g.members]
-    assert sorted(members) == sorted(c.id for c in p.chips if c.status == "retrain")  # each exactly once
-    by_id = {c.id: c for c in p.chips}
+    assert sorted(members) == sorted(ch.id for ch in p.chips if ch.status == "retrain")  # each exactly once
+    by_id = {ch.id: ch for ch in p.chips}
+    counts, n = rmap.pass_counts(c), rmap.n_trials
     for k, g in enumerate(p.groups):
         assert g.index == k and all(by_id[m].group == k for m in g.members)
         fused = faulty_union(pop, g.members)
         assert sorted(g.fused_pes) == [tuple(map(int, rc)) for rc in zip(*np.nonzero(fused))]
         assert g.fused_rate == fused.sum() / n_pes
-        assert math.isfinite(g.epochs) and g.epochs == rmap.required_epochs(g.fused_rate, drop)
+        assert math.isfinite(g.epochs) and g.epochs == rmap.required_epochs(g.fused_rate, c)
         assert g.epochs >= max(by_id[m].epochs for m in g.members)
-    c = p.costs
-    assert c.efat.epochs <= c.reduce.epochs + 1e-9 and c.reduce.epochs <= c.fixed.epochs + 1e-9
-    assert c.efat.runs <= c.reduce.runs <= c.fixed.runs
-    assert c.reduce.epochs == pytest.approx(sum(ch.epochs for ch in p.chips if ch.status == "retrain"))
-    assert c.efat.epochs == pytest.approx(sum(g.epochs for g in p.groups))
+        # never planned below the pass target: the one-sided bound at the confidence reaches it
+        row, col = rmap.rate_index(g.fused_rate), int(np.searchsorted(rmap.epochs, g.epochs))
+        assert stats.lower_bound(counts[row, col], n[row], c.confidence) >= c.pass_target
+        assert g.pass_probability[1] <= g.pass_probability[0] <= g.pass_probability[2]
+    costs = p.costs
+    assert costs.efat.epochs <= costs.reduce.epochs + 1e-9 and costs.reduce.epochs <= costs.fixed.epochs + 1e-9
+    assert costs.efat.expected <= costs.reduce.expected + 1e-9 <= costs.fixed.expected + 2e-9
+    assert costs.efat.runs <= costs.reduce.runs <= costs.fixed.runs
+    assert costs.reduce.epochs == pytest.approx(sum(ch.epochs for ch in p.chips if ch.status == "retrain"))
+    assert costs.efat.epochs == pytest.approx(sum(g.epochs for g in p.groups))
+    assert costs.efat.expected >= costs.efat.epochs - 1e-9  # escalations only ever add
 
 
 def plan_or_impossible(pop, rmap, drop, **kw):
@@ -104,8 +117,8 @@ def run_counted(prop, max_examples):
     counts = Counter()
     cases = st.tuples(st.integers(8, 16), st.integers(8, 16)).flatmap(
         lambda shape: st.tuples(populations(shape), resilience_maps(shape)))
-    settings(max_examples=max_examples)(given(case=cases, drop=DROPS, strategy=st.sampled_from(["reward", "none"]))(
-        lambda case, drop, strategy: prop(counts, *case, drop, strategy)))()
+    settings(max_examples=max_examples)(given(case=cases, c=CONSTRAINTS, strategy=st.sampled_from(["reward", "none"]))(
+        lambda case, c, strategy: prop(counts, *case, c, strategy)))()
     assert counts["planned"] >= max_examples and counts["planned"] >= counts["impossible"] / 2, counts
 
 
@@ -136,10 +149,12 @@ def test_plan_invariants():
 def test_reward_leaves_no_positive_reward():
     def prop(counts, pop, rmap, drop, strategy):
         p = planned(counts, pop, rmap, drop)
+        cost = Cost(rmap.fault_rates, rmap.required_epochs_grid(drop), rmap.epochs, pop.cfg.n_pes,
+                    CostModel(rmap, drop))
         for a in p.groups:
             for b in p.groups[a.index + 1:]:
-                fused = rmap.required_epochs(faulty_union(pop, a.members + b.members).sum() / pop.cfg.n_pes, drop)
-                assert not a.epochs + b.epochs - fused > 1e-9
+                fused = cost(faulty_union(pop, a.members + b.members).sum(), len(a.members) + len(b.members))
+                assert not a.expected_epochs + b.expected_epochs - fused > 1e-9
 
     run_counted(prop, 60)
 
@@ -150,7 +165,7 @@ def test_exact_is_valid_and_never_worse_than_reward():
         reward = planned(counts, pop, rmap, drop)
         exact = plan(pop, rmap, drop, strategy="exact")
         check_invariants(exact, pop, rmap, drop)
-        assert exact.costs.efat.epochs <= reward.costs.efat.epochs + 1e-9
+        assert exact.costs.efat.expected <= reward.costs.efat.expected + 1e-9
 
     run_counted(prop, 60)
 
@@ -162,9 +177,10 @@ def test_realistic_population_fusion_pays_off():
     pop = Population.generate(ArrayConfig(32, 32), 50, rates="uniform:0.01,0.05", seed=3)
     rmap = smooth_map()
     p = plan(pop, rmap, 0.01)
-    check_invariants(p, pop, rmap, 0.01)
+    check_invariants(p, pop, rmap, Constraint(0.01))
     assert p.status_counts()["retrain"] == 50
     assert p.costs.efat.epochs < p.costs.reduce.epochs < p.costs.fixed.epochs
+    assert p.costs.efat.expected < p.costs.reduce.expected < p.costs.fixed.expected
     assert p.costs.efat.runs < 50
     assert plan(pop, rmap, 0.01, strategy="none").costs.efat == p.costs.reduce
 
@@ -176,8 +192,8 @@ def test_exact_beats_reward_on_some_small_population():
     for seed in range(10):
         pop = Population.generate(ArrayConfig(16, 16), 10, rates="uniform:0.01,0.06", seed=seed)
         reward, exact = plan(pop, rmap, 0.01), plan(pop, rmap, 0.01, strategy="exact")
-        assert exact.costs.efat.epochs <= reward.costs.efat.epochs
-        better += exact.costs.efat.epochs < reward.costs.efat.epochs
+        assert exact.costs.efat.expected <= reward.costs.efat.expected + 1e-9
+        better += exact.costs.efat.expected < reward.costs.efat.expected - 1e-9
     assert better >= 1
 
 
@@ -195,9 +211,11 @@ def test_fixed_policy_amounts():
     assert p.costs.fixed_amount == max(finite)
     assert p.costs.fixed.runs == len(finite)  # chips needing none are retrained too
     assert p.costs.fixed.epochs == max(finite) * len(finite)
-    assert plan(pop, rmap, 0.01, fixed_epochs=20).costs.fixed.epochs == 20 * len(finite)
+    assert plan(pop, rmap, 0.01, fixed_epochs=12).costs.fixed.epochs == 12 * len(finite)
     with pytest.raises(PlanError, match="fixed_epochs must be >="):
         plan(pop, rmap, 0.01, fixed_epochs=0.5)
+    with pytest.raises(PlanError, match=r"fixed_epochs must be None or an amount of the map's grid .*got 20"):
+        plan(pop, rmap, 0.01, fixed_epochs=20)
 
 
 def test_infeasible_and_bypass_only_chips_are_not_grouped():
@@ -347,6 +365,10 @@ def test_impossible_constraint_names_largest_feasible_rate(small):
     zero = ResilienceMap([0.0, 0.1], [0, 1], np.full((2, 2, 1), 0.5), 0.98, {"array": [16, 16]})
     with pytest.raises(PlanError, match="no fault rate on the map meets it"):
         plan(pop, zero, 0.01)
+    one_chip = ResilienceMap([0.0, 0.1], [0, 1], np.full((2, 2, 1), 0.98), 0.98, {"array": [16, 16]})
+    with pytest.raises(PlanError, match="the map has 1 chips at some rate; certifying 90% at 90% confidence "
+                                        "takes at least 22"):
+        plan(pop, one_chip, 0.01)
 
 
 def test_unknown_strategy(small):
@@ -363,15 +385,23 @@ def test_incomplete_map(small):
         plan(pop, ResilienceMap(rmap.fault_rates, rmap.epochs, acc, rmap.baseline, rmap.meta), 0.01)
 
 
-@pytest.mark.parametrize("quantile", [0, 1.5, "x"])
-def test_bad_quantile(small, quantile):
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(pass_target=0), r"pass_target must be a number in \(0, 1\); got 0"),
+    (dict(pass_target=1.0), "pass_target"),
+    (dict(confidence=1.5), r"confidence must be a number in \(0, 1\); got 1.5"),
+    (dict(confidence="x"), "confidence"),
+])
+def test_bad_pass_target_or_confidence(small, kwargs, match):
     pop, rmap = small
-    with pytest.raises(PlanError, match="quantile"):
-        plan(pop, rmap, 0.01, quantile=quantile)
+    with pytest.raises(PlanError, match=match):
+        plan(pop, rmap, 0.01, **kwargs)
 
 
-def test_quantile_is_recorded(small):
+def test_constraint_is_recorded(small):
     pop, rmap = small
-    p = plan(pop, rmap, 0.01, quantile=0.5)
-    assert p.quantile == 0.5
-    assert [c.epochs for c in p.chips] == list(rmap.required_epochs(pop.rates, 0.01, 0.5))
+    p = plan(pop, rmap, 0.01, pass_target=0.8, confidence=0.75)
+    c = Constraint(0.01, 0.8, 0.75)
+    assert p.constraint == c and p.max_accuracy_drop == 0.01
+    assert [ch.epochs for ch in p.chips] == list(rmap.required_epochs(pop.rates, c))
+    with pytest.raises(PlanError, match="in the Constraint, not beside it"):
+        plan(pop, rmap, c, confidence=0.5)

@@ -17,12 +17,12 @@ def _strict(text: str):
 
 
 def test_infinite_and_undefined_numbers_are_null(tmp_path):
-    chips = [ChipResult("chip-00000", 0.5, "infeasible", None, math.inf, 0.4, False, 3.0),
-             ChipResult("chip-00001", 0.01, "no_retraining", None, 0.0, 0.97, True, 0.0)]
-    totals = {"efat": {"runs": 0, "epochs": 0.0, "seconds": 0.0, "planned_epochs": 0.0},
-              "seconds_per_epoch": math.nan, "chips_failing_group_model": 0,
-              "fixed": {"runs": 1, "epochs": 0.0, "seconds": 0.0, "estimated": True},
-              "reduce": {"runs": 0, "epochs": 0.0, "seconds": 0.0, "estimated": True}}
+    chips = [ChipResult("chip-00000", 0.5, "infeasible", None, math.inf, 3.0, 0.4, False, 3.0),
+             ChipResult("chip-00001", 0.01, "no_retraining", None, 0.0, 0.0, 0.97, True, 0.0)]
+    policy = {"runs": 0, "epochs": 0.0, "seconds": 0.0, "expected": 0.0, "lower": 0.0, "upper": 0.0}
+    totals = {"efat": {**policy, "planned_epochs": 0.0}, "seconds_per_epoch": math.nan,
+              "units_failing_first_check": 1, "chips_failing_first_check": 1, "chips_retrained_on_their_own": 1,
+              "fixed": {**policy, "estimated": True}, "reduce": {**policy, "estimated": True}}
     Report(0.98, 0.02, chips, totals).save(tmp_path)
     saved = _strict((tmp_path / "report.json").read_text())
     assert saved["format"] == "efat.Report"

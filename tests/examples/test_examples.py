@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from efat import ResilienceMap
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -46,10 +48,11 @@ def test_fig2_resilience_map(env):
     module, (rmap, need) = run("fig2_resilience_map", env)
     header, rows = read(env, module.NAME)
     assert header == module.header(rmap)
-    assert header[:2] == ["fault_rate", "required_epochs"] and "worst_accuracy_0ep" in header
+    assert header[:3] == ["fault_rate", "chips", "required_epochs"] and "pass_share_0ep" in header
     assert [float(r[0]) for r in rows] == rmap.fault_rates.tolist()
-    assert [float(r[1]) for r in rows] == need.tolist()  # "inf" parses as inf
-    assert rmap.complete and rmap.trials == 1
+    assert [int(r[1]) for r in rows] == rmap.n_trials.tolist()
+    assert [float(r[2]) for r in rows] == need.tolist()  # "inf" parses as inf
+    assert rmap.complete and 1 <= rmap.n_trials.min() and rmap.n_trials.max() <= 3  # --quick: 1 chip, budget 3
     assert json.loads(the_map(env).read_text())["format"] == "efat.ResilienceMap"
 
 
@@ -57,10 +60,12 @@ def test_fig1_accuracy_vs_fault_rate(env):
     module, rows = run("fig1_accuracy_vs_fault_rate", env, "--extra-rates", "0.005")
     header, csv_rows = read(env, module.NAME)
     assert header == module.HEADER == ["fault_rate", "trial", "n_faulty", "method", "epochs", "accuracy"]
-    rmap_rates = json.loads(the_map(env).read_text())["fault_rates"]
+    rmap = ResilienceMap.load(the_map(env))
+    rmap_rates = rmap.fault_rates.tolist()
     amounts = sorted({float(r[4]) for r in csv_rows if r[3] == "fat"})
     assert amounts == [0.5]  # the quick grid's only amount
-    assert len(csv_rows) == len(rmap_rates) * (2 + len(amounts)) + 2  # one chip per rate, + the extra rate
+    # every chip the map measured (none, bypass, FAT 0.5), + as many at the extra rate as the sparsest rate had
+    assert len(csv_rows) == rmap.n_trials.sum() * (2 + len(amounts)) + 2 * rmap.n_trials.min()
     assert {r[3] for r in csv_rows} == {"none", "bypass", "fat"}
     assert all(0 <= float(r[5]) <= 1 for r in csv_rows)
     assert {float(r[0]) for r in csv_rows if r[3] == "fat"} == set(rmap_rates)
