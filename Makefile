@@ -27,7 +27,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/simulator_demo.py --out demo_out
 	$(BIN)/efat simulate --plot demo_out/accuracy_vs_fault_rate.png
-	$(BIN)/efat demo --out demo_out/efat
+	$(BIN)/efat demo --out demo_out/efat --processes 2
 
 figures: $(STAMP)
 	for f in examples/fig[1-5]_*.py; do $(BIN)/python $$f || exit 1; done

@@ -57,17 +57,16 @@ def plot_required_epochs(path, plan, title: str | None = None) -> None:
 
 
 def plot_costs(path, rows: list[dict], title: str) -> None:
-    """Total retraining of the three policies over populations: the mean (bar) with its
-    interval (error bar) and every population (dots); eFAT as executed, Reduce and fixed
-    FAT expected. ``rows``: dicts with ``efat_executed``, ``reduce_expected``,
-    ``fixed_expected`` (one per population)."""
+    """Total retraining of the three policies, each as executed, over populations: the mean
+    (bar) with its interval (error bar) and every population (dots). ``rows``: dicts with
+    ``efat_executed``, ``reduce_executed``, ``fixed_executed`` (one per population)."""
     from efat.stats import mean_interval
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
-    keys = (("fixed_expected", "fixed-amount FAT\n(expected)", "#7f7f7f"),
-            ("reduce_expected", "Reduce, per-chip E*\n(expected)", "#ff7f0e"),
-            ("efat_executed", "eFAT\n(as executed)", "#1f77b4"))
+    keys = (("fixed_executed", "fixed-amount FAT", "#7f7f7f"),
+            ("reduce_executed", "Reduce, per-chip E*", "#ff7f0e"),
+            ("efat_executed", "eFAT (grouped)", "#1f77b4"))
     top = 0.0
     for i, (key, _, color) in enumerate(keys):
         values = np.array([r[key] for r in rows], float)
@@ -79,7 +78,7 @@ def plot_costs(path, rows: list[dict], title: str) -> None:
         ax.text(i + 0.42, mean, f"{mean:.4g}", va="center", fontsize=8)
         top = max(top, float(values.max()), float(np.nan_to_num(hi)))
     ax.set_xticks(range(3), [label for _, label, _ in keys])
-    ax.set(ylabel="total retraining (epochs)", title=title, ylim=(0, 1.15 * top if top else 1))
+    ax.set(ylabel="total retraining as executed (epochs)", title=title, ylim=(0, 1.15 * top if top else 1))
     ax.annotate(f"bars: mean over {len(rows)} populations, 90% interval; dots: each population",
                 (0.01, 0.97), xycoords="axes fraction", fontsize=7, va="top", color="dimgrey")
     fig.savefig(path, dpi=120)

@@ -1,8 +1,9 @@
 """The whole eFAT pipeline in one call (what ``efat demo`` runs).
 
-baseline -> resilience map (adaptive) -> for each of several populations: plan, retrain
-every unit and verify every chip -> figures and a summary with intervals over the
-populations. Every stage writes into ``out_dir`` and a rerun picks up what is there (the
+baseline -> resilience map (adaptive) -> for each of several populations: plan, and
+execute it three ways (eFAT's groups, Reduce: every chip at its own E*, fixed FAT: every
+chip at the largest E*), every unit retrained and every chip verified -> figures and a
+summary with intervals over the populations. Every stage writes into ``out_dir`` and a rerun picks up what is there (the
 map resumes per chip, execution per unit).
 """
 
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from efat import Constraint, execute, plan, resilience_map
+from efat.execution import POLICIES
 from efat.stats import mean_interval
 from faults import Population
 from fileio import json_clean, write_json
@@ -89,9 +91,11 @@ def run_demo(out_dir, cfg: DemoConfig = DemoConfig(), log=print) -> dict:
         pop.save(path(f"population-{k}", "population.npz"))
         p = plan(pop, rmap, c, strategy=cfg.strategy)
         p.save(path(f"population-{k}", "plan.json"))
-        log(f"[3/4] plan and execution {k + 1}/{cfg.populations}: {len(p.groups)} groups")
-        report = execute(p, model, data, pop, path(f"population-{k}", "run"), seed=cfg.seed, executor=cfg.executor)
-        rows.append(_row(seed, p, report))
+        log(f"[3/4] plan and execution {k + 1}/{cfg.populations}: {len(p.groups)} groups; eFAT, Reduce and "
+            "fixed FAT each executed")
+        reports = {policy: execute(p, model, data, pop, path(f"population-{k}", policy), seed=cfg.seed,
+                                   executor=cfg.executor, policy=policy) for policy in POLICIES}
+        rows.append(_row(seed, p, reports))
         if k == 0:
             plot_required_epochs(path("required_epochs.png"), p)
             if p.groups:
@@ -100,20 +104,22 @@ def run_demo(out_dir, cfg: DemoConfig = DemoConfig(), log=print) -> dict:
     summary = json_clean(_summary(cfg, data.name, rmap, rows))  # inf (no certified amount) -> null
     write_json(path("summary.json"), summary)
     plot_costs(path("costs.png"), rows,
-               f"Retraining {cfg.chips} chips, {cfg.populations} populations ({c.text()})")
+               f"Retraining {cfg.chips} chips, {cfg.populations} populations\n({c.text()})")
     log(summary_text(summary))
     return summary
 
 
-def _row(seed: int, p, report) -> dict:
-    t = report.totals
-    return {"seed": seed, "chips": len(report.chips), "verified": sum(c.passed for c in report.chips),
-            "groups": len(p.groups), "units_failing_first_check": t["units_failing_first_check"],
-            "chips_failing_first_check": t["chips_failing_first_check"],
-            "efat_executed": t["efat"]["epochs"], "efat_expected": t["efat"]["expected"],
-            "efat_lower": t["efat"]["lower"], "efat_upper": t["efat"]["upper"],
-            "reduce_expected": t["reduce"]["expected"], "fixed_expected": t["fixed"]["expected"],
-            "efat_seconds": t["efat"]["seconds"]}
+def _row(seed: int, p, reports: dict) -> dict:
+    row = {"seed": seed, "chips": len(reports["efat"].chips), "groups": len(p.groups),
+           "infeasible": reports["efat"].totals["infeasible"]["chips"]}
+    for policy, report in reports.items():
+        t = report.totals
+        row.update({f"{policy}_executed": t["executed"]["epochs"], f"{policy}_runs": t["executed"]["runs"],
+                    f"{policy}_seconds": t["executed"]["seconds"], f"{policy}_expected": t["executed"]["expected"],
+                    f"{policy}_lower": t["executed"]["lower"], f"{policy}_upper": t["executed"]["upper"],
+                    f"{policy}_verified": sum(c.passed for c in report.chips),
+                    f"{policy}_failed_first": t["units_failing_first_check"]})
+    return row
 
 
 def _summary(cfg: DemoConfig, data_name: str, rmap, rows: list[dict]) -> dict:
@@ -122,29 +128,29 @@ def _summary(cfg: DemoConfig, data_name: str, rmap, rows: list[dict]) -> dict:
         return {"mean": float(mean), "lower": float(lo), "upper": float(hi), "min": float(min(values)),
                 "max": float(max(values))}
 
-    executed = [r["efat_executed"] for r in rows]
-    return {"config": {**{k: v for k, v in asdict(cfg).items() if k != "executor"}, "data_name": data_name},
-            "map": {"chips": rmap.n_trials.tolist(),
-                    "required_epochs": rmap.required_epochs_grid(cfg.constraint).tolist()},
-            "populations": rows,
-            "efat_of_reduce": stat([e / r["reduce_expected"] for e, r in zip(executed, rows)]),
-            "efat_of_fixed": stat([e / r["fixed_expected"] for e, r in zip(executed, rows)]),
-            "efat_executed": stat(executed),
-            "reduce_expected": stat([r["reduce_expected"] for r in rows]),
-            "fixed_expected": stat([r["fixed_expected"] for r in rows]),
-            "verified": sum(r["verified"] for r in rows), "chips": sum(r["chips"] for r in rows)}
+    out = {"config": {**{k: v for k, v in asdict(cfg).items() if k != "executor"}, "data_name": data_name},
+           "map": {"chips": rmap.n_trials.tolist(),
+                   "required_epochs": rmap.required_epochs_grid(cfg.constraint).tolist()},
+           "populations": rows,
+           "efat_of_reduce": stat([r["efat_executed"] / r["reduce_executed"] for r in rows]),
+           "efat_of_fixed": stat([r["efat_executed"] / r["fixed_executed"] for r in rows])}
+    for policy in POLICIES:
+        out[policy] = stat([r[f"{policy}_executed"] for r in rows])
+        out[f"{policy}_verified"] = sum(r[f"{policy}_verified"] for r in rows)
+    out["verified"], out["chips"] = out["efat_verified"], sum(r["chips"] for r in rows)
+    return out
 
 
 def summary_text(s: dict) -> str:
     """The demo's result in a few lines: per population, then means with intervals."""
     c = s["config"]
     level = f"{100 * c['confidence']:g}%"
-    lines = [f"{'population seed':>16}{'groups':>8}{'eFAT as executed':>18}{'expected [interval]':>26}"
-             f"{'Reduce':>9}{'fixed':>8}{'escalated':>11}"]
+    lines = [f"{'population seed':>16}{'groups':>8}{'eFAT':>9}{'expected [interval]':>26}{'Reduce':>9}{'fixed':>9}"
+             f"{'eFAT failed 1st':>16}   (epochs as executed)"]
     for r in s["populations"]:
-        lines.append(f"{r['seed']:>16}{r['groups']:>8}{r['efat_executed']:>18.4g}"
+        lines.append(f"{r['seed']:>16}{r['groups']:>8}{r['efat_executed']:>9.4g}"
                      f"{r['efat_expected']:>11.4g} [{r['efat_lower']:.4g}, {r['efat_upper']:.4g}]"
-                     f"{r['reduce_expected']:>9.4g}{r['fixed_expected']:>8.4g}{r['units_failing_first_check']:>11}")
+                     f"{r['reduce_executed']:>9.4g}{r['fixed_executed']:>9.4g}{r['efat_failed_first']:>16}")
 
     def ratio(key):
         x = s[key]
@@ -152,7 +158,8 @@ def summary_text(s: dict) -> str:
                f"range {100 * x['min']:.1f}-{100 * x['max']:.1f}%)"
 
     lines += [f"over {len(s['populations'])} populations of {c['chips']} chips ({c['model']} on {c['data_name']}, "
-              f"{c['rows']}x{c['cols']}): eFAT as executed = {ratio('efat_of_reduce')} of Reduce, "
-              f"{ratio('efat_of_fixed')} of fixed FAT (their expected epochs)",
-              f"chips meeting the constraint on the simulator: {s['verified']}/{s['chips']}"]
+              f"{c['rows']}x{c['cols']}), all three executed: eFAT = {ratio('efat_of_reduce')} of Reduce, "
+              f"{ratio('efat_of_fixed')} of fixed FAT",
+              "chips meeting the constraint on the simulator: "
+              + ", ".join(f"{p} {s[p + '_verified']}/{s['chips']}" for p in POLICIES)]
     return "\n".join(lines)

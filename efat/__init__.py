@@ -15,6 +15,7 @@ Planning, plans, resilience maps and reports are pure NumPy: ``import efat`` and
 
 from importlib import import_module
 
+from .assign import Assignment, assign
 from .bitsets import population_fingerprint
 from .constraint import Constraint
 from .errors import PlanError, PlanFileError, ResilienceError, ResilienceFileError
@@ -25,13 +26,14 @@ from .report import ChipResult, Report
 from .resilience import ResilienceMap
 
 # the names that need torch, and the module each comes from
-_WITH_TORCH = {"resilience_map": "measure", "map_chip": "measure", "execute": "execution"}
+_WITH_TORCH = {"resilience_map": "measure", "map_chip": "measure", "execute": "execution",
+               "verify_assignment": "assign"}
 
 __all__ = [
     "resilience_map", "map_chip", "ResilienceMap", "Constraint",
     "plan", "Plan", "ChipPlan", "GroupPlan", "Costs", "PolicyCost", "STRATEGIES", "STATUSES", "EXACT_MAX_CHIPS",
     "population_fingerprint",
-    "execute", "Report", "ChipResult",
+    "execute", "Report", "ChipResult", "assign", "verify_assignment", "Assignment",
     "PlanError", "PlanFileError", "ResilienceError", "ResilienceFileError",
 ]
 

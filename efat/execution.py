@@ -72,8 +72,12 @@ def train_unit(shared: dict, task: dict) -> dict:
             "amount": task["amount"], "seconds": seconds, "accuracy": accuracy}
 
 
+POLICIES = ("efat", "reduce", "fixed")
+
+
 def execute(plan, model, data, population, out_dir, seed: int = 0, lr: float = FAT_LR,
-            progress: bool | None = None, executor=None, batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
+            progress: bool | None = None, executor=None, batch_size: int = DEFAULT_BATCH_SIZE,
+            policy: str = "efat") -> Report:
     """Run ``plan`` for ``population``: retrain units, verify every chip, write the report.
 
     Parameters
@@ -90,7 +94,14 @@ def execute(plan, model, data, population, out_dir, seed: int = 0, lr: float = F
         Of the retraining runs.
     executor : None, str, int or Executor
         Where units run (:func:`efat.executors.make_executor`); same report on every one.
+    policy : {"efat", "reduce", "fixed"}
+        What to execute: the plan's groups (``"efat"``), or for comparison every chip on
+        its own at its ``E*`` (``"reduce"``) or at the plan's fixed amount (``"fixed"``).
+        Chips the map calls infeasible run on their own under every policy and are
+        counted apart. Use one ``out_dir`` per policy.
     """
+    if policy not in POLICIES:
+        raise PlanError(f"policy must be one of {list(POLICIES)}; got {policy!r}.")
     plan.check_population(population)
     plan.check_provenance(model, data)
     cfg = population.cfg
@@ -100,7 +111,7 @@ def execute(plan, model, data, population, out_dir, seed: int = 0, lr: float = F
                         f"{plan.baseline:.6f}: another model, data set or array than the plan was made for.")
     threshold = plan.constraint.threshold(baseline)
     grid = [float(e) for e in plan.epochs]
-    units = _units(plan, population)
+    units = _units(plan, population, policy)
     os.makedirs(out_dir, exist_ok=True)
     shared = {"model": model, "data": data, "cfg": cfg, "seed": seed, "lr": lr, "batch_size": batch_size}
     state = {u["name"]: _load_state(out_dir, u, seed, lr) for u in units}
@@ -131,21 +142,27 @@ def execute(plan, model, data, population, out_dir, seed: int = 0, lr: float = F
                                    "extra_seconds": own[u["name"]]["seconds"] - outcome[u["unit"]]["seconds"]}
               for u in own_units}
     chips = _results(plan, units, outcome, own_of, threshold)
-    report = Report(baseline, plan.max_accuracy_drop, chips, totals(plan, units, outcome, own_of, failed_first))
+    report = Report(baseline, plan.max_accuracy_drop, chips,
+                    totals(plan, policy, units, outcome, own_of, failed_first), policy)
     report.save(out_dir)
     return report
 
 
-def _units(plan, population) -> list[dict]:
-    """Groups, then every chip outside a group, with their fault maps and planned amounts."""
+def _units(plan, population, policy: str) -> list[dict]:
+    """The units of a policy with their fault maps and planned amounts: the groups and every
+    chip outside a group (``"efat"``), or every chip alone (``"reduce"``, ``"fixed"``)."""
     out = []
-    for g in plan.groups:
-        out.append({"name": f"group-{g.index:04d}", "fault_map": plan.fused_map(g.index, population),
-                     "amount": g.epochs, "members": [(m, population[m].fault_map) for m in g.members]})
+    if policy == "efat":
+        for g in plan.groups:
+            out.append({"name": f"group-{g.index:04d}", "fault_map": plan.fused_map(g.index, population),
+                        "amount": g.epochs, "members": [(m, population[m].fault_map) for m in g.members]})
     for c in plan.chips:
-        if c.group is None:
-            fm = population[c.id].fault_map
-            out.append({"name": c.id, "fault_map": fm, "amount": 0.0, "members": [(c.id, fm)]})
+        if policy == "efat" and c.group is not None:
+            continue
+        fm = population[c.id].fault_map
+        amount = 0.0 if c.status == "infeasible" else plan.costs.fixed_amount if policy == "fixed" else c.epochs
+        out.append({"name": c.id, "fault_map": fm, "amount": float(amount), "members": [(c.id, fm)],
+                    "infeasible": c.status == "infeasible"})
     return out
 
 

@@ -46,10 +46,32 @@ class ExecutorError(RuntimeError):
     """An executor failed, not a task: a worker process died, no scheduler or no workers."""
 
 
+class _Pickled:
+    """Shared data as one pickle, so Dask ships it as an opaque object: its own serializers
+    take torch modules apart and rebuild them without their hook dicts."""
+
+    def __init__(self, obj):
+        self.token = uuid.uuid4().hex
+        self.data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_LOADED: dict = {}  # token -> the unpickled shared data, per worker process (the current run's only)
+
+
+def _unwrap(shared):
+    if isinstance(shared, _Pickled):
+        if shared.token not in _LOADED:
+            _LOADED.clear()
+            _LOADED[shared.token] = pickle.loads(shared.data)
+        return _LOADED[shared.token]
+    return shared
+
+
 def _call(fn, shared, task, worker):
     """``fn(shared, task)`` on one torch and one BLAS thread (and one numba thread in a worker)."""
     from threadpoolctl import threadpool_limits
 
+    shared = _unwrap(shared)
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     if worker and "numba" in sys.modules:
@@ -285,7 +307,7 @@ class Dask(Executor):
         except TimeoutError as exc:
             raise ExecutorError(f"'{self.name}' has no workers (waited {_WAIT_FOR_WORKERS:g} s)") from exc
         # a list of one: scatter would send a dict's or a list's items separately
-        return None if shared is None else self._client.scatter([shared], broadcast=True, hash=False)[0]
+        return None if shared is None else self._client.scatter([_Pickled(shared)], broadcast=True, hash=False)[0]
 
     def _run(self, fn, tasks, shared, arrived):
         from distributed import CancelledError, KilledWorker, as_completed

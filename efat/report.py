@@ -43,12 +43,14 @@ class ChipResult:
 
 @dataclass(frozen=True)
 class Report:
-    """Outcome of :func:`efat.execute` (also written as JSON and CSV by :meth:`save`)."""
+    """Outcome of :func:`efat.execute` for one policy (also written as JSON and CSV by
+    :meth:`save`)."""
 
     baseline: float
     max_accuracy_drop: float
     chips: list
     totals: dict
+    policy: str = "efat"
 
     @property
     def all_passed(self) -> bool:
@@ -56,7 +58,7 @@ class Report:
 
     def to_json(self) -> dict:
         """A JSON-clean dict (infinite or undefined numbers as ``null``)."""
-        return json_clean({"format": FORMAT, "version": VERSION, "baseline": self.baseline,
+        return json_clean({"format": FORMAT, "version": VERSION, "policy": self.policy, "baseline": self.baseline,
                            "max_accuracy_drop": self.max_accuracy_drop, "totals": self.totals,
                            "chips": [asdict(c) for c in self.chips]})
 
@@ -71,22 +73,17 @@ class Report:
     def summary_text(self) -> str:
         t = self.totals
         n, passed = len(self.chips), sum(c.passed for c in self.chips)
-        e = t["efat"]
+        e, x = t["executed"], t["expected"]
+        label = {"efat": "eFAT (grouped)", "reduce": "Reduce (E* per chip)", "fixed": "fixed-amount FAT"}
         lines = [f"{passed}/{n} chips meet the constraint (accuracy >= {100 * (self.baseline - self.max_accuracy_drop):.2f}%,"
                  f" baseline {100 * self.baseline:.2f}%) on the simulator; {t['chips_failing_first_check']} chips "
                  f"failed their first check ({t['units_failing_first_check']} units, retrained on warm; "
                  f"{t['chips_retrained_on_their_own']} chips then on their own map)",
-                 f"{'policy':<36}{'runs':>6}{'epochs':>9}   {'expected [interval]':<24}{'seconds':>8}",
-                 f"{'eFAT as executed':<36}{e['runs']:>6}{e['epochs']:>9.2f}   "
-                 f"{_interval(e):<24}{e['seconds']:>8.1f}"]
-        for key, label in (("reduce", "Reduce (E* per chip), expected"), ("fixed", "fixed-amount FAT, expected")):
-            p = t[key]
-            lines.append(f"{label:<36}{p['runs']:>6}{p['epochs']:>9.2f}   {_interval(p):<24}{p['seconds']:>8.1f}"
-                         "  (seconds estimated)")
-        if t["fixed"]["expected"] > 0:
-            lines.append(f"eFAT as executed = {e['epochs'] / t['fixed']['expected']:.1%} of fixed FAT"
-                         + (f", {e['epochs'] / t['reduce']['expected']:.1%} of Reduce" if t["reduce"]["expected"] else "")
-                         + " (their expected epochs)")
+                 f"{label[self.policy] + ' as executed':<36}{e['runs']:>6} runs{e['epochs']:>9.2f} epochs"
+                 f"{e['seconds']:>8.1f} s; expected {_interval(x[self.policy])}",
+                 "expected by the plan: " + ", ".join(f"{k} {_interval(v)}" for k, v in x.items())]
+        if t["infeasible"]["chips"]:
+            lines.append(f"infeasible chips (apart): {t['infeasible']['chips']}, {t['infeasible']['epochs']:g} epochs")
         return "\n".join(lines)
 
 
@@ -94,28 +91,31 @@ def _interval(p: dict) -> str:
     return f"{p['expected']:.4g} [{p['lower']:.4g}, {p['upper']:.4g}]"
 
 
-def totals(plan, units, outcome, own, failed_first) -> dict:
-    """The report's totals: eFAT as executed (epochs: the amount every unit reached, warm,
-    plus every chip's own extra retraining), and the plan's expected costs of all three
-    policies (seconds of those two estimated from the seconds per epoch measured here)."""
-    reached = [outcome[u["name"]] for u in units]
-    epochs = sum(r["amount"] for r in reached) + sum(r["extra"] for r in own.values())
-    seconds = sum(r["seconds"] for r in reached) + sum(r["extra_seconds"] for r in own.values())
-    runs = sum(r["amount"] > 0 for r in reached) + len(own)
-    per_epoch = seconds / epochs if epochs else float("nan")
-    out = {
-        "efat": {"runs": runs, "epochs": epochs, "seconds": seconds, "planned_epochs": plan.costs.efat.epochs,
-                 **_expected(plan.costs.efat)},
+def totals(plan, policy: str, units, outcome, own, failed_first) -> dict:
+    """The report's totals: the policy as executed (epochs: the amount every unit reached,
+    warm, plus every chip's own extra retraining; infeasible chips counted apart), and the
+    plan's expected costs of all three policies."""
+    def cost(selected):
+        reached = [outcome[u["name"]] for u in selected]
+        extra = [own[cid] for u in selected for cid, _ in u["members"] if cid in own]
+        return {"runs": sum(r["amount"] > 0 for r in reached) + len(extra),
+                "epochs": sum(r["amount"] for r in reached) + sum(r["extra"] for r in extra),
+                "seconds": sum(r["seconds"] for r in reached) + sum(r["extra_seconds"] for r in extra)}
+
+    executed = cost([u for u in units if not u.get("infeasible")])
+    apart = [u for u in units if u.get("infeasible")]
+    per_epoch = executed["seconds"] / executed["epochs"] if executed["epochs"] else float("nan")
+    on_paper = getattr(plan.costs, policy)
+    return {
+        "executed": {**executed, "planned_epochs": on_paper.epochs, **_expected(on_paper)},
+        "infeasible": {"chips": len(apart), **cost(apart)},
+        "expected": {k: {"runs": getattr(plan.costs, k).runs, "epochs": getattr(plan.costs, k).epochs,
+                         **_expected(getattr(plan.costs, k))} for k in ("efat", "reduce", "fixed")},
         "seconds_per_epoch": per_epoch,
         "units_failing_first_check": len(failed_first),
         "chips_failing_first_check": sum(len(u["members"]) for u in units if u["name"] in failed_first),
         "chips_retrained_on_their_own": len(own),
     }
-    for key in ("fixed", "reduce"):
-        policy = getattr(plan.costs, key)
-        out[key] = {"runs": policy.runs, "epochs": policy.epochs, **_expected(policy),
-                    "seconds": policy.expected * per_epoch if per_epoch == per_epoch else 0.0, "estimated": True}
-    return out
 
 
 def _expected(policy) -> dict:

@@ -5,7 +5,7 @@ from .bypass import apply_masks, bypass_masks
 from .errors import MappingError, UnsupportedLayerError
 from .layers import SIM_LAYERS, SimConv2d, SimLinear
 from .lowering import gemm_dims
-from .model import HOST_LAYERS, N_CALIB, QuantizedModel, RunResult, lowered_layers, quantize, run_model
+from .model import HOST_LAYERS, N_CALIB, QuantizedModel, RunResult, lowered_layers, one_thread, quantize, run_model
 from .report import LayerReport, format_report, layer_report
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "SIM_LAYERS",
     "HOST_LAYERS",
     "N_CALIB",
+    "one_thread",
     "MappingError",
     "UnsupportedLayerError",
 ]

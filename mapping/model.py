@@ -17,7 +17,7 @@ from .errors import MappingError, UnsupportedLayerError
 from .layers import SIM_LAYERS, check_finite_input, make_sim_layer
 from .lowering import LOWERED, check_lowerable
 
-__all__ = ["QuantizedModel", "quantize", "run_model", "RunResult", "HOST_LAYERS", "lowered_layers"]
+__all__ = ["QuantizedModel", "quantize", "run_model", "RunResult", "HOST_LAYERS", "lowered_layers", "one_thread"]
 
 #: Layers with parameters that run on the host in float (as an accelerator's post-processing unit).
 HOST_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
@@ -111,6 +111,21 @@ class QuantizedModel:
 
 
 @contextlib.contextmanager
+def one_thread():
+    """Run torch on one intra-op thread inside the block (restored after it).
+
+    Float sums split over threads depend on their number: calibration (and training) run
+    on one thread so their results are the same on 1 or 64 cores.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
 def watch_inputs(model: nn.Module, targets, record):
     """Call ``record(name, input)`` on every forward of each ``(name, layer)`` in ``targets``,
     with the model in eval mode and gradients off; hooks and mode are restored on exit."""
@@ -150,7 +165,7 @@ def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: 
         amax[name] = max(amax[name], float(x.abs().max()))
 
     try:
-        with watch_inputs(model, targets, record):
+        with one_thread(), watch_inputs(model, targets, record):
             for i in range(0, len(calib), batch_size):
                 model(calib[i : i + batch_size].float())
     except RuntimeError as e:

@@ -14,6 +14,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The models are tiny: on 2 busy cores extra intra-op threads only cost (see cli.args.limit_threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Every test trains into (and shares) one temporary model cache, never the user's."""
     mp = pytest.MonkeyPatch()

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fileio import atomic_write
+from mapping import one_thread
 
 from .data import Dataset
 from .models import MODELS, build_model
@@ -20,7 +21,7 @@ from .models import MODELS, build_model
 __all__ = ["train", "TrainState", "evaluate", "pretrained", "model_digest", "cache_dir_default", "DEFAULT_EPOCHS",
            "CACHE_VERSION"]
 
-CACHE_VERSION = 1  # bump when training or the models change so old cache files are ignored
+CACHE_VERSION = 2  # bump when training or the models change so old cache files are ignored (2: one thread)
 DEFAULT_EPOCHS = {"mlp": 30, "lenet5": 30, "vgg": 20}
 DEFAULT_LR = 3e-3
 DEFAULT_BATCH_SIZE = 32
@@ -45,7 +46,9 @@ def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DE
     """Train ``model`` in place on ``dataset.x_train`` with Adam and cross-entropy.
 
     Deterministic on CPU for a given ``seed``: each epoch's shuffle comes from a
-    ``torch.Generator`` seeded with ``seed``, and the global RNG is left untouched.
+    ``torch.Generator`` seeded with ``seed``, the global RNG is left untouched, and torch
+    runs on one intra-op thread (restored afterwards): float sums split over threads
+    depend on their number, so training on 1 or 8 cores would give other weights.
 
     Parameters
     ----------
@@ -84,6 +87,11 @@ def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DE
     losses : list of float
         Mean training loss of each (possibly partial) epoch.
     """
+    with one_thread():
+        return _train(model, dataset, epochs, lr, batch_size, seed, progress, after_step, grad_mask, state)
+
+
+def _train(model, dataset, epochs, lr, batch_size, seed, progress, after_step, grad_mask, state):
     from tqdm.auto import tqdm
 
     if not (isinstance(epochs, (int, float)) and epochs >= 0):

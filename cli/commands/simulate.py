@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 
-from cli.args import add_array_args, add_data_args, floats, load_model_and_data
+from cli.args import add_data_args, floats, load_model_and_data
 
 def register(sub):
     p = sub.add_parser("simulate", help="run a trained model on a simulated faulty chip",
                        description=__doc__.split("\n\n")[0])
     add_data_args(p)
-    add_array_args(p)
+    p.add_argument("--rows", type=int, default=None, metavar="R",
+                   help="PE rows (default: the --fault-map's or --population's array, else 32)")
+    p.add_argument("--cols", type=int, default=None, metavar="C",
+                   help="PE columns (default: the --fault-map's or --population's array, else 32)")
     chip = p.add_argument_group("the chip (one of --rate, --fault-map, --population; default a random chip "
                                 "with --rate 0.02)")
     chip.add_argument("--rate", type=float, default=None, metavar="FRACTION",
@@ -41,43 +44,56 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _chip(args, cfg):
-    from faults import SITES, FaultMap, Population
+def _chip(args):
+    """``(fault map, name)`` of a --fault-map or --population chip, else ``(None, None)``."""
+    from faults import FaultMap, Population
 
     given = [a for a in ("rate", "fault_map", "population") if getattr(args, a) is not None]
     if len(given) > 1:
         raise ValueError(f"give one of --rate, --fault-map, --population; got {', '.join('--' + g.replace('_', '-') for g in given)}.")
     if args.fault_map:
-        fm = FaultMap.load(args.fault_map)
-        name = os.path.basename(args.fault_map)
-    elif args.population:
+        return FaultMap.load(args.fault_map), os.path.basename(args.fault_map)
+    if args.population:
         pop = Population.load(args.population)
         key = args.chip if args.chip is not None else 0
-        if isinstance(key, str) and key.isdigit():
+        if isinstance(key, str) and key.lstrip("-").isdigit():
             key = int(key)
-        chip = pop[key]
-        fm, name = chip.fault_map, chip.id
-    else:
+        try:
+            chip = pop[key]
+        except (KeyError, IndexError) as e:
+            raise ValueError(f"--chip {args.chip}: {e.args[0]}") from None
+        return chip.fault_map, chip.id
+    return None, None
+
+
+def _array_and_chip(args):
+    from faults import SITES, FaultMap
+    from simulator import ArrayConfig
+
+    fm, name = _chip(args)
+    if fm is not None and args.rows is None and args.cols is None:
+        return fm.cfg, fm, name  # the file's array
+    cfg = ArrayConfig(32 if args.rows is None else args.rows, 32 if args.cols is None else args.cols)
+    if fm is None:
         rate = 0.02 if args.rate is None else args.rate
         sites = SITES if args.sites is None else tuple(s.strip() for s in args.sites.split(","))
         fm = FaultMap.random(cfg, rate, seed=args.fault_seed, sites=sites)
         name = f"random chip (rate {rate:g}, seed {args.fault_seed})"
     if fm.cfg.shape != cfg.shape:
         raise ValueError(f"the fault map is for a {fm.cfg.rows}x{fm.cfg.cols} array; this run uses "
-                         f"{cfg.rows}x{cfg.cols} (set --rows/--cols).")
-    return fm, name
+                         f"{cfg.rows}x{cfg.cols} (set --rows/--cols, or leave them out to use the map's).")
+    return cfg, fm, name
 
 
 def run(args):
     from mapping import N_CALIB, format_report, layer_report, quantize, run_model
-    from simulator import ArrayConfig, SystolicArray
+    from simulator import SystolicArray
     from training import evaluate
     from training.campaign import accuracy_vs_rate, plot_accuracy_vs_rate, write_csv
 
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1 (random chips per rate of the sweep); got {args.trials}.")
-    cfg = ArrayConfig(args.rows, args.cols)
-    fm, chip_name = _chip(args, cfg)
+    cfg, fm, chip_name = _array_and_chip(args)
     model, data = load_model_and_data(args)
     qm = quantize(model, data.x_train[:N_CALIB], cfg.precision)
     float_acc = evaluate(model, data.x_test, data.y_test)

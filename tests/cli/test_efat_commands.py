@@ -58,12 +58,18 @@ def test_demo_pipeline_small(setup, tmp_path):
                      fault_rates=(0.02, 0.06, 0.1), epochs=(0.5, 1), **CASE_CONSTRAINT, max_trials=8)
     summary = run_demo(tmp_path, cfg, log=lambda *a: None)
     for name in ("resilience_map.json", "resilience_map.png", "population-0/population.npz", "population-1/plan.json",
-                 "required_epochs.png", "costs.png", "population-1/run/report.json", "summary.json"):
+                 "required_epochs.png", "costs.png", "population-1/efat/report.json", "summary.json"):
         assert (tmp_path / name).exists(), name
     assert summary["chips"] == 12 and len(summary["populations"]) == 2
     assert json.loads((tmp_path / "summary.json").read_text())["verified"] == summary["verified"]
+    for row in summary["populations"]:  # all three policies executed, each into its own folder
+        for policy in ("efat", "reduce", "fixed"):
+            report = json.loads((tmp_path / f"population-{summary['populations'].index(row)}" / policy /
+                                 "report.json").read_text())
+            assert report["policy"] == policy and report["totals"]["executed"]["epochs"] == row[f"{policy}_executed"]
     ratio = summary["efat_of_reduce"]
     assert ratio["min"] <= ratio["mean"] <= ratio["max"]
+    assert ratio["min"] == min(r["efat_executed"] / r["reduce_executed"] for r in summary["populations"])
 
 
 @pytest.mark.parametrize("argv, match", [

@@ -52,10 +52,30 @@ def test_execute_verifies_every_chip(setup, tmp_path):
     by_unit = {}
     for c in rep.chips:
         by_unit[c.group if c.group is not None else c.id] = c.unit_epochs
-    assert t["efat"]["epochs"] == pytest.approx(sum(by_unit.values()) + sum(c.own_epochs for c in rep.chips))
-    assert t["fixed"]["expected"] == p.costs.fixed.expected and t["reduce"]["expected"] == p.costs.reduce.expected
-    assert (t["efat"]["expected"], t["efat"]["lower"], t["efat"]["upper"]) == (
+    assert t["executed"]["epochs"] == pytest.approx(sum(by_unit.values()) + sum(c.own_epochs for c in rep.chips))
+    x = t["expected"]
+    assert x["fixed"]["expected"] == p.costs.fixed.expected and x["reduce"]["expected"] == p.costs.reduce.expected
+    assert (t["executed"]["expected"], t["executed"]["lower"], t["executed"]["upper"]) == (
         p.costs.efat.expected, p.costs.efat.lower, p.costs.efat.upper)  # the real cost beside the expected one
+
+
+@pytest.mark.parametrize("policy", ["reduce", "fixed"])
+def test_the_other_policies_execute_every_chip_on_its_own(setup, tmp_path, policy):
+    """For the comparison, Reduce and fixed FAT run too: every chip alone, at its E* or at
+    the plan's fixed amount, with the same escalation and verification."""
+    model, data, rmap, pop = setup
+    p = _plan(setup)
+    rep = execute(p, model, data, pop, tmp_path, progress=False, policy=policy)
+    assert rep.policy == policy and [c.id for c in rep.chips] == list(pop.ids)
+    for c, planned in zip(rep.chips, p.chips):
+        start = p.costs.fixed_amount if policy == "fixed" else planned.epochs
+        assert c.unit_epochs >= start  # started there, escalated only upwards
+    t = rep.totals
+    assert t["executed"]["epochs"] == pytest.approx(sum(c.unit_epochs + c.own_epochs for c in rep.chips))
+    assert t["executed"]["planned_epochs"] == getattr(p.costs, policy).epochs
+    assert t["executed"]["runs"] == sum(c.unit_epochs > 0 for c in rep.chips) + sum(c.own_epochs > 0 for c in rep.chips)
+    with pytest.raises(PlanError, match=r"policy must be one of \['efat', 'reduce', 'fixed'\]; got 'best'"):
+        execute(p, model, data, pop, tmp_path, progress=False, policy="best")
 
 
 def test_members_of_a_group_share_their_outcome(setup, tmp_path):
@@ -92,7 +112,7 @@ def test_execute_resumes_after_interrupt(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(execution_module, "fat_retrain", real)
     resumed = execute(p, model, data, pop, tmp_path / "part", progress=False)
     assert _chips(resumed) == _chips(full)
-    assert resumed.totals["efat"]["epochs"] == full.totals["efat"]["epochs"]
+    assert resumed.totals["executed"]["epochs"] == full.totals["executed"]["epochs"]
 
 
 def test_failing_units_are_retrained_on_never_passed(setup, tmp_path):
@@ -113,7 +133,7 @@ def test_failing_units_are_retrained_on_never_passed(setup, tmp_path):
     assert len(escalated) == t["chips_failing_first_check"]
     assert all(ch.passed == (ch.accuracy >= rep.baseline - 0.005 - 1e-12) for ch in rep.chips)
     assert all(ch.passed or ch.unit_epochs == rmap.epochs[-1] for ch in rep.chips)  # a failure went the whole way
-    assert t["efat"]["epochs"] == pytest.approx(sum(ch.unit_epochs + ch.own_epochs for ch in rep.chips))
+    assert t["executed"]["epochs"] == pytest.approx(sum(ch.unit_epochs + ch.own_epochs for ch in rep.chips))
 
 
 def test_execute_rejects_another_population_or_model(setup, tmp_path):

@@ -98,3 +98,14 @@ def test_population_accuracy_is_deterministic(lenet, digits):
     a = [run_model(qm, digits, SystolicArray(cfg, c.fault_map, "bypass")).accuracy for c in pop]
     b = [run_model(qm, digits, SystolicArray(cfg, c.fault_map, "bypass")).accuracy for c in pop]
     assert a == b and np.isfinite(a).all()
+
+
+def test_simulate_reads_the_array_from_a_population_and_names_a_bad_chip(cache, tmp_path, capsys):
+    Population.generate(ArrayConfig(8, 12), 3, rates=0.05, seed=0).save(tmp_path / "pop.npz")
+    assert main(["simulate", "--model", "mlp", "--population", str(tmp_path / "pop.npz"), "--chip", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "8x12 array" in out and "chip-00002" in out
+    for bad in ("chip-00099", "7"):
+        assert main(["simulate", "--model", "mlp", "--population", str(tmp_path / "pop.npz"), "--chip", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err and f"--chip {bad}" in err

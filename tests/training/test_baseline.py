@@ -183,3 +183,22 @@ def test_default_training_reaches_accuracy(digits, tmp_path, name, threshold):
     assert name in MODELS
     model = pretrained(name, digits, cache_dir=tmp_path)
     assert evaluate(model, digits.x_test, digits.y_test) >= threshold
+
+
+def test_training_and_calibration_do_not_depend_on_the_thread_count(small):
+    """Float sums split over threads depend on their number: both run on one thread, so a
+    machine with more cores trains (and calibrates) the same model."""
+    from mapping import quantize
+
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        model = build_model("lenet5", small.input_shape, small.n_classes)
+        train(model, small, epochs=0.5, seed=3)
+        qm = quantize(model, small.x_train[:64])
+        results.append(([p.detach().clone() for p in model.parameters()], qm.act_amax))
+        assert torch.get_num_threads() == threads  # restored
+    torch.set_num_threads(1)
+    (a, amax_a), (b, amax_b) = results
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and amax_a == amax_b
