@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_mapping.py
 	$(BIN)/python bench/bench_plan.py
 	$(BIN)/python bench/bench_efat.py
+	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_scalesim.py
 
 clean:

@@ -22,7 +22,7 @@ __all__ = ["train", "TrainState", "evaluate", "pretrained", "model_digest", "cac
            "CACHE_VERSION"]
 
 CACHE_VERSION = 2  # bump when training or the models change so old cache files are ignored (2: one thread)
-DEFAULT_EPOCHS = {"mlp": 30, "lenet5": 30, "vgg": 20}
+DEFAULT_EPOCHS = {"mlp": 30, "lenet5": 60, "vgg": 20}
 DEFAULT_LR = 3e-3
 DEFAULT_BATCH_SIZE = 32
 
