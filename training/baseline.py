@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -112,8 +113,8 @@ def _train(model, dataset, epochs, lr, batch_size, seed, progress, after_step, g
         raise ValueError(f"cannot resume at step {start} a run of {n_steps} steps ({epochs} epochs).")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    if start:
-        opt.load_state_dict(state.optimizer)
+    if start:  # a copy: Adam updates its loaded moments in place, and the state may be resumed again
+        opt.load_state_dict(copy.deepcopy(state.optimizer))
     for _ in range(start // per_epoch + (1 if start % per_epoch else 0)):  # replay the batch order
         order = torch.randperm(len(x), generator=gen)
     loss_fn = nn.CrossEntropyLoss()

@@ -126,3 +126,25 @@ def test_a_killed_process_worker_fails_the_run_and_a_rerun_resumes(case, serial,
     resumed = resilience_map(model, data, CFG, **GRID, constraint=C, max_trials=16, progress=False,
                              executor="processes:2", out=out)
     assert _same(resumed.accuracy, rmap.accuracy)
+
+
+def test_fallbacks_are_the_same_on_every_executor(case, serial, tmp_path):
+    """Units that fail and chips retrained on their own from one shared group state: the
+    state must not be changed by its first use (Adam updates loaded moments in place), or
+    the serial executor, which passes it by reference, would differ from the others."""
+    from efat import ResilienceMap
+
+    model, data = case
+    rmap = serial[0]
+    claim = np.where(np.arange(rmap.epochs.size)[None, :, None] == 0, rmap.baseline - 0.1, rmap.baseline)
+    liar = ResilienceMap(rmap.fault_rates, rmap.epochs, np.where(np.isnan(rmap.accuracy), np.nan, claim),
+                         rmap.baseline, rmap.meta)  # claims the first amount suffices everywhere
+    pop = Population.generate(CFG, 6, rates=0.04, seed=9)
+    p = plan(pop, liar, Constraint(0.001, 0.8, 0.8))
+    assert any(len(g.members) > 1 for g in p.groups)
+    one = execute(p, model, data, pop, tmp_path / "serial", progress=False)
+    shared = [c for c in one.chips if c.own_epochs > 0 and c.group is not None]
+    assert len(shared) >= 2  # several members retrained on their own from one group state
+    with Processes(2) as ex:
+        other = execute(p, model, data, pop, tmp_path / "processes", progress=False, executor=ex)
+    assert _outcome(other) == _outcome(one)

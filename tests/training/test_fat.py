@@ -61,3 +61,21 @@ def test_model_for_fused_map_is_exact_on_every_member(setup):
     for fm in members:
         on_member = run_model(m, x, SystolicArray(CFG, fm, "bypass"), calib=data.x_train[:512], return_logits=True)
         np.testing.assert_array_equal(on_member.logits, clean)
+
+
+def test_a_resumed_state_can_be_resumed_again(setup):
+    """Continuing a run is bit for bit the longer run, and leaves the state it started from
+    untouched (Adam updates loaded moments in place): two continuations from one state agree."""
+    from training import TrainState
+
+    model, data = setup
+    fm = FaultMap.random(CFG, 0.05, seed=3)
+    full = fat_retrain(model, fm, data, 0.75, seed=2)
+    state = TrainState()
+    half = fat_retrain(model, fm, data, 0.25, seed=2, state=state)
+    saved = {k: v.clone() for k, v in state.optimizer["state"][0].items() if torch.is_tensor(v)}
+    first = fat_retrain(half, fm, data, 0.75, seed=2, state=TrainState(state.step, state.optimizer))
+    assert all(torch.equal(v, state.optimizer["state"][0][k]) for k, v in saved.items())
+    second = fat_retrain(half, fm, data, 0.75, seed=2, state=TrainState(state.step, state.optimizer))
+    for a, b, c in zip(full.state_dict().values(), first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b) and torch.equal(b, c)
