@@ -25,11 +25,11 @@ def register(sub):
 
 def run(args):
     from cli.args import resolve_data
-    from cli.pipeline import DemoConfig, check_demo, run_demo
+    from cli.pipeline import DemoConfig, check_demo, demo_succeeded, run_demo
 
     cfg = DemoConfig(data=resolve_data(args.data), model=args.model, chips=args.chips, populations=args.populations,
                      max_accuracy_drop=args.max_drop, pass_target=args.pass_target, confidence=args.confidence,
                      seed=args.seed, executor=executor_spec(args))
     check_demo(cfg)
     summary = run_demo(args.out, cfg)
-    return 0 if summary["verified"] == summary["chips"] else 1
+    return 0 if demo_succeeded(summary) else 1

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cli.main import main
-from cli.pipeline import DemoConfig, run_demo
+from cli.pipeline import DemoConfig, demo_succeeded, run_demo
 
 from ..conftest import CASE_CONSTRAINT
 
@@ -67,6 +67,18 @@ def test_demo_pipeline_small(setup, tmp_path):
             report = json.loads((tmp_path / f"population-{summary['populations'].index(row)}" / policy /
                                  "report.json").read_text())
             assert report["policy"] == policy and report["totals"]["executed"]["epochs"] == row[f"{policy}_executed"]
+    # the counts behind the demo's exit code: failing chips split into feasible and beyond repair
+    for policy in ("efat", "reduce", "fixed"):
+        failed = summary["chips"] - summary[f"{policy}_verified"]
+        assert 0 <= summary[f"{policy}_feasible_failed"] <= failed
+    reports = [json.loads((tmp_path / f"population-{i}" / "efat" / "report.json").read_text()) for i in range(2)]
+    short = [c for r in reports for c in r["chips"] if not c["passed"] and c["status"] == "infeasible"]
+    assert [b["id"] for b in summary["beyond_repair"]] == [c["id"] for c in short]
+    assert summary["efat_feasible_failed"] == sum(not c["passed"] and c["status"] != "infeasible"
+                                                  for r in reports for c in r["chips"])
+    clean = {**summary, **{f"{p}_feasible_failed": 0 for p in ("efat", "reduce", "fixed")}}
+    assert demo_succeeded({**clean, "beyond_repair": [{"id": "x", "rate": 0.2, "accuracy": 0.5, "epochs": 2}]})
+    assert not demo_succeeded({**clean, "fixed_feasible_failed": 1})  # a feasible chip failing fails the demo
     ratio = summary["efat_of_reduce"]
     assert ratio["min"] <= ratio["mean"] <= ratio["max"]
     assert ratio["min"] == min(r["efat_executed"] / r["reduce_executed"] for r in summary["populations"])
