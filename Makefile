@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/efat demo --out demo_out/efat --processes 2
 
 figures: $(STAMP)
-	for f in examples/fig[1-5]_*.py; do $(BIN)/python $$f || exit 1; done
+	for f in examples/fig[1-5]_*.py; do $(BIN)/python $$f --processes 2 || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fast.py

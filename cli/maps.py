@@ -33,7 +33,7 @@ def map_path(folder, data, model, model_name: str, cfg, rates, epochs, seed: int
 
 
 def shared_map(path, model, data, cfg, rates, epochs, seed: int, log=print, constraint=None, trials=None,
-               max_trials=None):
+               max_trials=None, executor=None):
     """The map at ``path``: loaded if complete, resumed if partial, else measured.
 
     A file there that belongs to another set-up (a digest collision, or a hand-edited
@@ -51,7 +51,8 @@ def shared_map(path, model, data, cfg, rates, epochs, seed: int, log=print, cons
     log(f"resilience map ({len(rates)} rates x {len(epochs)} amounts): {state} {path}")
     t = time.perf_counter()
     progress = sys.stderr.isatty() and state != "reusing"
-    sampling = dict(trials=trials, seed=seed, out=path, progress=progress, constraint=constraint, max_trials=max_trials)
+    sampling = dict(trials=trials, seed=seed, out=path, progress=progress, constraint=constraint, max_trials=max_trials,
+                    executor=executor)
     try:
         rmap = resilience_map(model, data, cfg, rates, epochs, **sampling)
     except ResilienceError as e:  # a file of this name that does not fit: keep it aside and measure anew

@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: the project's packages come first
     sys.path.insert(0, str(REPO))
 
-from cli.args import Parser, add_array_args, add_data_args, floats, ints, limit_threads  # noqa: E402
+from cli.args import Parser, add_array_args, add_data_args, add_executor_args, executor_spec  # noqa: E402
+from cli.args import floats, ints, limit_threads  # noqa: E402
+from cli.pipeline import DemoConfig  # noqa: E402
 from cli.args import load_model_and_data  # noqa: E402
 from fileio import atomic_write  # noqa: E402
 
@@ -39,9 +41,10 @@ __all__ = ["floats", "ints"]  # argument types the examples use, from the app
 
 DEFAULT_OUT = REPO / "examples" / "out"
 
-#: Resilience-map grid of the default runs (LeNet-5 on digits, 32x32: a few minutes on 2 cores).
-MAP_RATES = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10, 0.12, 0.15)
-MAP_EPOCHS = (0.25, 0.5, 1.0, 2.0, 3.0)
+#: Resilience-map grid of the default runs: the one ``efat demo`` uses (LeNet-5 on digits,
+#: 32x32: about 2.5 minutes with ``--processes 2``).
+MAP_RATES = DemoConfig.fault_rates
+MAP_EPOCHS = DemoConfig.epochs
 #: ... and of ``--quick`` (tests: seconds, not meaningful): a pass target and confidence of
 #: 0.5 certify an amount with 1 chip, and the map holds 1 to 3 chips per rate.
 QUICK_RATES = (0.02, 0.06)
@@ -81,6 +84,7 @@ def parser(doc: str, population: bool = False) -> Parser:
                         "target at the confidence)")
     g.add_argument("--max-trials", type=int, default=None, metavar="N",
                    help="budget of chips per rate for adaptive sampling (default: 3 x the first round)")
+    add_executor_args(p)
     if population:
         q = p.add_argument_group("population")
         q.add_argument("--chip-rates", default=CHIP_RATES, metavar="SPEC",
@@ -122,6 +126,10 @@ def setup(args) -> Setup:
         raise SystemExit(f"error: --rows and --cols must be >= 1; got {args.rows}x{args.cols}.")
     level = QUICK_LEVEL if args.quick else 0.9
     try:
+        executor_spec(args)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    try:
         constraint = Constraint(args.max_drop, args.pass_target if args.pass_target is not None else level,
                                 args.confidence if args.confidence is not None else level)
     except ValueError as e:
@@ -151,7 +159,8 @@ def shared_map(s: Setup):
 
     sampling = dict(constraint=s.constraint, trials=s.args.trials, max_trials=s.args.max_trials)
     path = map_path(s.out, s.data, s.model, s.args.model, s.cfg, s.rates, s.epochs, s.args.seed, **sampling)
-    return load_or_measure(path, s.model, s.data, s.cfg, s.rates, s.epochs, s.args.seed, log=log, **sampling)
+    return load_or_measure(path, s.model, s.data, s.cfg, s.rates, s.epochs, s.args.seed, log=log,
+                           executor=executor_spec(s.args), **sampling)
 
 
 def map_chip(s: Setup, rate: float, trial: int):
