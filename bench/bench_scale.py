@@ -5,9 +5,11 @@ map, evaluated on the simulator (LeNet-5, int8, bypass, 128x128 array) on the 2,
 images of the documented MNIST split (``../shared/data/mnist``; digits when absent). The
 same tasks (``efat.execution.train_unit`` at amount 0: the pretrained model pruned for the
 chip, then verified) run on the serial executor and on a ``distributed.LocalCluster`` of
-1 and 2 workers; the accuracies must be identical. The throughput of a cluster of N
-workers is *projected* from the measured scaling from 1 to 2 workers (each worker one
-core here), not measured.
+1 and 2 workers; the accuracies must be identical. Serial runs twice: as the serial
+executor runs (numba's simulator kernels on both cores) and with numba on one thread, as
+every Dask worker task runs, which separates Dask's overhead from the threads. The
+throughput of a cluster of N workers is *projected* from the measured scaling from 1 to 2
+workers (each worker one core here), not measured.
 
     .venv/bin/python bench/bench_scale.py [--chips 60]
 """
@@ -19,6 +21,8 @@ import os
 import pathlib
 import sys
 import time
+
+import numba
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine, write_result  # noqa: E402
@@ -44,9 +48,10 @@ def main(argv=None):
     shared = {"model": model, "data": data, "cfg": cfg, "seed": 0, "lr": 1e-3, "batch_size": 32}
     tasks = [{"fault_map": c.fault_map, "members": [c.fault_map], "amount": 0.0, "start": None} for c in pop]
     rows, reference = [], None
-    runs = [("serial", Serial)] + [(f"Dask LocalCluster, {n} worker{'s' * (n > 1)}", lambda n=n: Dask(n_workers=n))
-                                   for n in (1, 2)]
+    runs = [("serial (numba on 2 threads)", Serial), ("serial, numba on 1 thread", Serial)] + [
+        (f"Dask LocalCluster, {n} worker{'s' * (n > 1)}", lambda n=n: Dask(n_workers=n)) for n in (1, 2)]
     for name, make in runs:
+        numba.set_num_threads(1 if "1 thread" in name else numba.config.NUMBA_NUM_THREADS)
         with make() as ex:
             ex.run(train_unit, tasks[:2], shared, progress=False)  # warm: imports, numba compilation, data
             t = time.perf_counter()
@@ -56,7 +61,8 @@ def main(argv=None):
         reference = reference or accuracy
         assert accuracy == reference, f"{name}: other accuracies than serial"
         rows.append((name, seconds, 60 * len(tasks) / seconds))
-    one, two = rows[1][2], rows[2][2]
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    one, two = rows[2][2], rows[3][2]
     efficiency = two / (2 * one)
     lines = [
         f"Verification of {len(tasks)} chips (LeNet-5 on {len(data.x_test)} {data.name} test images, int8, bypass, "
