@@ -19,6 +19,7 @@ from fileio import FileFormatError, header_problem, json_clean, read_json
 
 from .constraint import Constraint
 from .errors import PlanError, PlanFileError, ResilienceError
+from .plan_records import ChipPlan, Costs, GroupPlan, PolicyCost
 
 __all__ = ["plan_to_json", "plan_from_json", "read_plan", "FORMAT", "VERSION"]
 
@@ -52,7 +53,6 @@ def plan_to_json(p) -> dict:
 
 
 def plan_from_json(cls, obj, source: str = "plan"):
-    from .plans import ChipPlan, GroupPlan
 
     problem = header_problem(obj, FORMAT, VERSION, "an eFAT plan")
     if problem and isinstance(obj, dict) and obj.get("version") == 1 and obj.get("format") == FORMAT:
@@ -120,7 +120,6 @@ def _provenance(obj) -> dict:
 
 
 def _load_costs(obj):
-    from .plans import Costs, PolicyCost
 
     def policy(name):
         p = obj[name]
