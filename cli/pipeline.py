@@ -131,16 +131,21 @@ def _row(seed: int, p, reports: dict) -> dict:
 
 def _summary(cfg: DemoConfig, data_name: str, rmap, rows: list[dict]) -> dict:
     def stat(values):
+        """Mean, interval, min and max of ``values``; None when there are none."""
+        if not values:
+            return None
         mean, lo, hi = mean_interval(np.array(values, float), cfg.confidence)
         return {"mean": float(mean), "lower": float(lo), "upper": float(hi), "min": float(min(values)),
-                "max": float(max(values))}
+                "max": float(max(values)), "n": len(values)}
+
+    def share(other):  # eFAT's share of another policy, over the populations where that retrained anything
+        return stat([r["efat_executed"] / r[f"{other}_executed"] for r in rows if r[f"{other}_executed"] > 0])
 
     out = {"config": {**{k: v for k, v in asdict(cfg).items() if k != "executor"}, "data_name": data_name},
            "map": {"chips": rmap.n_trials.tolist(),
                    "required_epochs": rmap.required_epochs_grid(cfg.constraint).tolist()},
            "populations": rows,
-           "efat_of_reduce": stat([r["efat_executed"] / r["reduce_executed"] for r in rows]),
-           "efat_of_fixed": stat([r["efat_executed"] / r["fixed_executed"] for r in rows])}
+           "efat_of_reduce": share("reduce"), "efat_of_fixed": share("fixed")}
     for policy in POLICIES:
         out[policy] = stat([r[f"{policy}_executed"] for r in rows])
         out[f"{policy}_verified"] = sum(r[f"{policy}_verified"] for r in rows)
@@ -170,9 +175,12 @@ def summary_text(s: dict) -> str:
                      f"{r['reduce_executed']:>9.4g}{r['fixed_executed']:>9.4g}{r['efat_failed_first']:>16}")
 
     def ratio(key):
-        x = s[key]
+        x, n = s[key], len(s["populations"])
+        if x is None:
+            return "undefined (no chip needed retraining)"
+        among = "" if x["n"] == n else f", over the {x['n']} populations with any retraining"
         return f"{100 * x['mean']:.1f}% (mean; {level} interval {100 * x['lower']:.1f}-{100 * x['upper']:.1f}%, " \
-               f"range {100 * x['min']:.1f}-{100 * x['max']:.1f}%)"
+               f"range {100 * x['min']:.1f}-{100 * x['max']:.1f}%{among})"
 
     lines += [f"over {len(s['populations'])} populations of {c['chips']} chips ({c['model']} on {c['data_name']}, "
               f"{c['rows']}x{c['cols']}), all three executed: eFAT = {ratio('efat_of_reduce')} of Reduce, "

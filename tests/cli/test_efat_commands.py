@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cli.main import main
-from cli.pipeline import DemoConfig, demo_succeeded, run_demo
+from cli.pipeline import DemoConfig, demo_succeeded, run_demo, summary_text
 
 from ..conftest import CASE_CONSTRAINT
 
@@ -100,3 +100,18 @@ def test_demo_checks_its_arguments_before_computing(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.search(match, err), err
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_with_nothing_to_retrain(setup, tmp_path):
+    """A constraint every chip meets with bypass alone (MNIST's LeNet-5 at the demo's rates
+    came close): Reduce and fixed FAT retrain nothing, so eFAT's share of them is
+    undefined, and the demo says so instead of dividing by zero."""
+    cfg = DemoConfig(model="mlp", rows=16, cols=16, chips=4, populations=2, chip_rates="uniform:0.01,0.03",
+                     fault_rates=(0.03,), epochs=(0.5,), max_accuracy_drop=1.0, pass_target=0.5,
+                     confidence=0.5, max_trials=2)
+    summary = run_demo(tmp_path, cfg, log=lambda *a: None)
+    assert all(r[f"{p}_executed"] == 0 for r in summary["populations"] for p in ("efat", "reduce", "fixed"))
+    assert summary["efat_of_reduce"] is None and summary["efat_of_fixed"] is None
+    assert json.loads((tmp_path / "summary.json").read_text())["efat_of_fixed"] is None
+    assert "undefined (no chip needed retraining)" in summary_text(summary)
+    assert summary["verified"] == summary["chips"] == 8 and demo_succeeded(summary)
