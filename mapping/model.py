@@ -15,9 +15,10 @@ from simulator import INT8, SystolicArray
 
 from .errors import MappingError, UnsupportedLayerError
 from .layers import SIM_LAYERS, check_finite_input, make_sim_layer
+from .numerics import one_thread
 from .lowering import LOWERED, check_lowerable
 
-__all__ = ["QuantizedModel", "quantize", "run_model", "RunResult", "HOST_LAYERS", "lowered_layers", "one_thread"]
+__all__ = ["QuantizedModel", "quantize", "run_model", "RunResult", "HOST_LAYERS", "lowered_layers"]
 
 #: Layers with parameters that run on the host in float (as an accelerator's post-processing unit).
 HOST_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
@@ -108,21 +109,6 @@ class QuantizedModel:
     def cycles(self) -> dict[str, int]:
         """Cycles each lowered layer has run since the last :meth:`on`."""
         return {name: layer.sim.n_cycles for name, layer in self.layers}
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run torch on one intra-op thread inside the block (restored after it).
-
-    Float sums split over threads depend on their number: calibration (and training) run
-    on one thread so their results are the same on 1 or 64 cores.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from fileio import atomic_write
-from mapping import one_thread
+from mapping import check_cpu_numerics, one_thread
 
 from .data import Dataset
 from .models import MODELS, build_model
@@ -22,7 +22,8 @@ from .models import MODELS, build_model
 __all__ = ["train", "TrainState", "evaluate", "pretrained", "model_digest", "cache_dir_default", "DEFAULT_EPOCHS",
            "CACHE_VERSION"]
 
-CACHE_VERSION = 2  # bump when training or the models change so old cache files are ignored (2: one thread)
+CACHE_VERSION = 3  # bump when training or the models change so old cache files are ignored
+# (2: one thread; 3: baseline CPU code paths, mapping/numerics.py)
 DEFAULT_EPOCHS = {"mlp": 30, "lenet5": 60, "vgg": 20}
 DEFAULT_LR = 3e-3
 DEFAULT_BATCH_SIZE = 32
@@ -88,6 +89,7 @@ def train(model: nn.Module, dataset: Dataset, epochs: float = 10, lr: float = DE
     losses : list of float
         Mean training loss of each (possibly partial) epoch.
     """
+    check_cpu_numerics()
     with one_thread():
         return _train(model, dataset, epochs, lr, batch_size, seed, progress, after_step, grad_mask, state)
 
