@@ -1,4 +1,4 @@
-"""What goes wrong: stuck-at faults, per-chip fault maps and chip populations."""
+"""What goes wrong: stuck-at faults, per-chip fault maps, chip populations and transient bit flips."""
 
 from .errors import FaultError, FaultFileError
 from .fault_map import FaultMap
@@ -6,12 +6,16 @@ from .placement import SPATIAL_MODELS
 from .population import Chip, Population
 from .rates import RATE_FORMS
 from .stuck_at import SITES, StuckAt
+from .transient import TransientFaults, random_flips, random_output_flips
 
 __all__ = [
     "StuckAt",
     "FaultMap",
     "Population",
     "Chip",
+    "TransientFaults",
+    "random_flips",
+    "random_output_flips",
     "SITES",
     "SPATIAL_MODELS",
     "RATE_FORMS",

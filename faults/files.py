@@ -2,9 +2,12 @@
 loads a damaged or foreign file as something else.
 
 Every file is a NumPy ``.npz`` (a zip of ``.npy`` arrays, no pickles) with a header:
-``kind`` (``"efat.FaultMap"`` or ``"efat.Population"``), ``version`` (1), ``shape``
-(``[R, C]``) and ``widths`` (the register widths of the precision, ``SITES`` order),
-then the kind's arrays (see ``docs/semantics.md``, "Files"). Reading checks the zip,
+``kind`` (``"efat.FaultMap"`` or ``"efat.Population"``), ``version`` (2), ``shape``
+(``[R, C]``), ``widths`` (the register widths of the precision, ``SITES`` order) and
+``precision`` (the precision's JSON description, e.g. ``{"kind": "float", "format":
+"bf16"}``), then the kind's arrays (see ``docs/semantics.md``, "Files"). Version 1 files
+(before float precisions) have no ``precision`` and are read as integer precisions of
+their widths. Reading checks the zip,
 every array's type and shape, the header, and then the contents; any failure is a
 :class:`FaultFileError` naming the path.
 """
@@ -18,13 +21,13 @@ import zipfile
 import numpy as np
 
 from fileio import atomic_write
-from simulator import SITES, ArrayConfig, IntPrecision, stuck
+from simulator import SITES, ArrayConfig, IntPrecision, precision_from_dict, stuck
 
 from .errors import FaultError, FaultFileError
 
 __all__ = ["write_npz", "read_npz", "decode_population", "VERSION"]
 
-VERSION = 1
+VERSION = 2
 _HEADER = ("kind", "version", "shape", "widths")
 
 
@@ -33,7 +36,8 @@ def write_npz(path, kind: str, cfg: ArrayConfig, **arrays) -> None:
     if not os.fspath(path).endswith(".npz"):
         raise FaultFileError(path, "fault files end in .npz; choose a name that does.")
     header = dict(kind=np.array(kind), version=np.array(VERSION), shape=np.array(cfg.shape, np.int64),
-                  widths=np.array(cfg.precision.widths(), np.int64))
+                  widths=np.array(cfg.precision.widths(), np.int64),
+                  precision=np.array(json.dumps(cfg.precision.to_dict(), sort_keys=True)))
     with atomic_write(path, binary=True) as f:
         np.savez_compressed(f, **header, **arrays)
 
@@ -63,16 +67,35 @@ def read_npz(path, kind: str, keys) -> tuple[dict, ArrayConfig]:
     version = data["version"]
     if version.dtype.kind not in "iu" or version.shape != ():
         raise FaultFileError(path, f"bad version field {version.tolist()!r}; this release reads version {VERSION}.")
-    if int(version) != VERSION:
-        raise FaultFileError(path, f"format version {int(version)}; this release reads version {VERSION}.")
+    if int(version) not in (1, VERSION):
+        raise FaultFileError(path, f"format version {int(version)}; this release reads versions 1 and {VERSION}.")
     shape, widths = data["shape"], data["widths"]
     if shape.dtype.kind not in "iu" or shape.shape != (2,) or widths.dtype.kind not in "iu" or widths.shape != (4,):
         raise FaultFileError(path, f"bad array header (shape {shape.tolist()!r}, widths {widths.tolist()!r}).")
     try:
-        cfg = ArrayConfig(int(shape[0]), int(shape[1]), IntPrecision(*(int(w) for w in widths)))
+        if int(version) == 1:
+            precision = IntPrecision(*(int(w) for w in widths))
+        else:
+            precision = precision_from_dict(_json_field(path, data, "precision"))
+        cfg = ArrayConfig(int(shape[0]), int(shape[1]), precision)
     except ValueError as e:
         raise FaultFileError(path, f"bad array header ({e}).") from None
+    if tuple(int(w) for w in widths) != cfg.precision.widths():
+        raise FaultFileError(path, f"register widths {widths.tolist()} disagree with precision {cfg.precision.name} "
+                             f"({list(cfg.precision.widths())}).")
     return data, cfg
+
+
+def _json_field(path, data, key):
+    field = data.get(key)
+    if field is None:
+        raise FaultFileError(path, f"missing {key} field (version {VERSION} files have one).")
+    try:
+        if field.dtype.kind != "U" or field.ndim != 0:
+            raise ValueError("not a string")
+        return json.loads(str(field))
+    except ValueError:
+        raise FaultFileError(path, f"bad {key} field (not a JSON description).") from None
 
 
 def decode_population(cfg: ArrayConfig, data: dict):

@@ -1,9 +1,11 @@
 """Simulated layers: drop-in subclasses of the torch layers they replace.
 
 A ``SimLinear`` / ``SimConv2d`` keeps the float parameters (so ``state_dict`` keys still
-load) plus its quantized weight operand and calibrated activation scale; its forward
-quantizes the input, lowers it to a GEMM, runs the GEMM on the attached
-:class:`simulator.SystolicArray`, and dequantizes on the host.
+load) plus its weight operand and calibrated activation scale in the array's precision
+(:mod:`mapping.codecs`); its forward turns the input into the act operand, lowers it to a
+GEMM, runs the GEMM on the attached :class:`simulator.SystolicArray` (with the transient
+flips a fault source draws for it, if any), hands the result to a run-time check if one
+is attached (e.g. :class:`protect.RangeCheck`), and brings it back to float on the host.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .codecs import codec_for
 from .errors import MappingError
 from .lowering import gemm_dims, lower_input, restore_output
-from .quant import act_scale, dequantize, quantize_act, quantize_weight
 
 __all__ = ["SimLinear", "SimConv2d", "SIM_LAYERS", "check_finite_input"]
 
@@ -24,10 +26,13 @@ class _SimState:
     def __init__(self, layer: nn.Module, amax: float, precision, name: str):
         self.name = name
         self.precision = precision
-        self.a_scale = act_scale(amax, precision.act_bits)
-        self.w_q, self.w_scale = quantize_weight(layer.weight, precision.weight_bits)
+        self.codec = codec_for(precision)
+        self.a_scale = self.codec.act_scale(amax)
+        self.w_q, self.w_scale = self.codec.weight(layer.weight)
         self.array = None
         self.engine = "fast"
+        self.flips = None  # callable (name, cfg, m, k, n) -> (flips, out_flips) of one GEMM, or None
+        self.guard = None  # callable (name, array, x, w, out) -> out: run-time protection, or None
         self.n_cycles = 0  # cycles of every GEMM run since the last reset
 
 
@@ -35,17 +40,20 @@ def _forward(layer, x: torch.Tensor) -> torch.Tensor:
     st = layer.sim
     if st.array is None:
         raise MappingError("this simulated layer is not attached to an array; use QuantizedModel.on(array).")
-    gemm_dims(layer, tuple(x.shape))  # a clear MappingError for inputs that do not fit
-    check_finite_input(st.name, x)
-    xq = quantize_act(x, st.a_scale, st.precision.act_bits)
-    res = st.array.matmul(lower_input(layer, xq), st.w_q, engine=st.engine)
+    m, k, n = gemm_dims(layer, tuple(x.shape))  # a clear MappingError for inputs that do not fit
+    if not st.codec.nan_allowed:
+        check_finite_input(st.name, x)
+    xo = lower_input(layer, st.codec.act(x, st.a_scale))
+    flips, out_flips = (None, None) if st.flips is None else st.flips(st.name, st.array.cfg, m, k, n)
+    res = st.array.matmul(xo, st.w_q, engine=st.engine, flips=flips, out_flips=out_flips)
     st.n_cycles += res.n_cycles
-    y = dequantize(res.out, st.a_scale, st.w_scale, layer.bias)
+    out = res.out if st.guard is None else st.guard(st.name, st.array, xo, st.w_q, res.out)
+    y = st.codec.result(out, st.a_scale, st.w_scale, layer.bias)
     return restore_output(layer, y, tuple(x.shape))
 
 
 class SimLinear(nn.Linear):
-    """``nn.Linear`` computed on a simulated systolic array (int8 GEMM)."""
+    """``nn.Linear`` computed on a simulated systolic array (a GEMM in the array's precision)."""
 
     sim: _SimState
 

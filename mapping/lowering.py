@@ -61,18 +61,19 @@ def gemm_dims(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[int, int, i
     raise UnsupportedLayerError(f"{type(module).__name__} has no lowering")
 
 
-def lower_input(module: nn.Module, xq: torch.Tensor) -> np.ndarray:
-    """The ``X`` operand (int8, ``(M, K)``) for an integer-valued input tensor."""
+def lower_input(module: nn.Module, xq: np.ndarray) -> np.ndarray:
+    """The ``X`` operand ``(M, K)`` of a layer input already in the operand dtype."""
     if isinstance(module, nn.Linear):
-        return xq.reshape(-1, module.in_features).to(torch.int8).numpy()
-    # im2col on int8 (4x less memory traffic than torch's float unfold): a strided view of
-    # the padded input, copied once into (pixels, C * kh * kw) order
+        return np.ascontiguousarray(xq.reshape(-1, module.in_features))
+    # im2col on the operand dtype (int8: 4x less memory traffic than torch's float unfold):
+    # a strided view of the padded input, copied once into (pixels, C * kh * kw) order
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = module.kernel_size, module.stride, module.padding, module.dilation
-    x = np.pad(xq.to(torch.int8).numpy(), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # on the raw bytes (FP8 types have no array interface): zero bytes pad with 0 / +0.0
+    x = np.pad(xq.view(f"u{xq.dtype.itemsize}"), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     win = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
     win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # (B, C, OH, OW, kh, kw)
     b, c, oh, ow = win.shape[:4]
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, c * kh * kw)
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, c * kh * kw).view(xq.dtype)
 
 
 def restore_output(module: nn.Module, y: torch.Tensor, x_shape: tuple[int, ...]) -> torch.Tensor:

@@ -50,7 +50,7 @@ def lowered_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 class QuantizedModel:
-    """A model with every Linear/Conv2d replaced by its simulated int8 twin.
+    """A model with every Linear/Conv2d replaced by its simulated twin (int8, or a float format).
 
     Build it with :func:`quantize`; run it with :func:`run_model` or, for one batch,
     ``with qm.on(array): logits = qm.module(x)``.
@@ -59,7 +59,7 @@ class QuantizedModel:
     ----------
     module : nn.Module
         The converted copy (the original model is untouched).
-    precision : simulator.IntPrecision
+    precision : simulator.Precision
     act_amax : dict[str, float]
         Calibrated ``max|input|`` of each lowered layer, by qualified name.
     """
@@ -74,8 +74,15 @@ class QuantizedModel:
         return [(n, m) for n, m in self.module.named_modules() if isinstance(m, tuple(SIM_LAYERS.values()))]
 
     @contextlib.contextmanager
-    def on(self, array: SystolicArray, engine: str = "fast"):
-        """Attach every simulated layer to ``array`` for the duration of the block."""
+    def on(self, array: SystolicArray, engine: str = "fast", flips=None, guard=None):
+        """Attach every simulated layer to ``array`` for the duration of the block.
+
+        ``flips`` (optional) is a transient fault source: a callable ``(layer name, cfg, M,
+        K, N) -> (flips, out_flips)`` called for every GEMM, e.g. a
+        :class:`faults.TransientFaults`' :meth:`~faults.TransientFaults.session`.
+        ``guard`` (optional) checks every GEMM result on the host: a callable ``(layer name,
+        array, x, w, out) -> out`` (e.g. a :class:`protect.RangeCheck` session).
+        """
         if not isinstance(array, SystolicArray):
             raise MappingError(f"array must be a simulator.SystolicArray; got {type(array).__name__}.")
         if array.cfg.precision != self.precision:
@@ -83,12 +90,13 @@ class QuantizedModel:
                 f"the model was quantized for {self.precision.name}; the array computes {array.cfg.precision.name}."
             )
         for _, layer in self.layers:
-            layer.sim.array, layer.sim.engine, layer.sim.n_cycles = array, engine, 0
+            sim = layer.sim
+            sim.array, sim.engine, sim.n_cycles, sim.flips, sim.guard = array, engine, 0, flips, guard
         try:
             yield self.module
         finally:
             for _, layer in self.layers:
-                layer.sim.array = None
+                layer.sim.array, layer.sim.flips, layer.sim.guard = None, None, None
 
     def with_masks(self, masks: dict[str, torch.Tensor]) -> QuantizedModel:
         """A copy whose int8 weights are zero where ``masks`` (from
@@ -103,7 +111,7 @@ class QuantizedModel:
             m = np.asarray(mask, bool).reshape(mask.shape[0], -1).T
             if m.shape != sim.w_q.shape:
                 raise MappingError(f"mask for {name!r} does not match its weight {tuple(layers[name].weight.shape)}.")
-            sim.w_q = np.where(m, 0, sim.w_q).astype(np.int8)
+            sim.w_q = np.where(m, 0, sim.w_q).astype(sim.w_q.dtype)
         return new
 
     def cycles(self) -> dict[str, int]:
@@ -138,8 +146,9 @@ def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: 
     calib : Tensor
         Calibration inputs (a few hundred are plenty); every lowered layer's input scale
         is ``max|input| / (2**(act_bits - 1) - 1)`` over them (``/ 127`` for int8), fixed
-        from then on.
-    precision : simulator.IntPrecision
+        from then on. Float formats take values unscaled (FP32, FP16, BF16) or scaled to their
+        range (FP8), see :mod:`mapping.codecs`.
+    precision : simulator.Precision
     """
     targets = lowered_layers(model)
     if not isinstance(calib, torch.Tensor) or len(calib) == 0:
@@ -176,12 +185,15 @@ class RunResult:
         When ``return_logits=True``.
     layer_cycles : dict[str, int]
         Cycles each lowered layer ran on the array, over all inputs.
+    protection : object or None
+        What the run-time check (``protect=``) recorded, e.g. a :class:`protect.CheckStats`.
     """
 
     predictions: np.ndarray
     accuracy: float | None
     logits: np.ndarray | None = field(default=None, repr=False)
     layer_cycles: dict = field(default_factory=dict)
+    protection: object = field(default=None, repr=False)
 
     @property
     def n_cycles(self) -> int:
@@ -199,8 +211,9 @@ def _split_data(data):
 
 
 def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_size: int = 256, calib=None,
-              return_logits: bool = False, progress: bool | None = None) -> RunResult:
-    """Quantized int8 inference of ``model`` on the chip ``array``.
+              return_logits: bool = False, progress: bool | None = None, flips=None, protect=None) -> RunResult:
+    """Inference of ``model`` on the chip ``array``, every lowered layer's GEMM in the array's
+    precision (int8 quantized, or float operands with FP32 accumulation).
 
     Parameters
     ----------
@@ -218,6 +231,13 @@ def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_siz
         Inputs per simulated batch; results do not depend on it.
     progress : bool or None
         Show a progress bar; ``None`` shows one for long runs on a terminal.
+    flips : transient fault source, optional
+        Soft errors during the run: e.g. ``faults.TransientFaults(ber=1e-9, seed=0)``; each
+        GEMM gets the flips it draws. Unlike the rest of the run, which flips land where
+        depends on ``batch_size`` (a GEMM's cycles do).
+    protect : run-time check, optional
+        Checks and corrects every GEMM result on the host, e.g. a calibrated
+        :class:`protect.RangeCheck`; what it saw is in ``RunResult.protection``.
     """
     if not isinstance(array, SystolicArray):
         raise MappingError(f"array must be a simulator.SystolicArray; got {type(array).__name__}.")
@@ -238,7 +258,9 @@ def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_siz
     from tqdm.auto import tqdm
 
     outs = []
-    with model.on(array, engine) as module, torch.no_grad():
+    source = flips.session() if hasattr(flips, "session") else flips
+    guard = protect.session() if hasattr(protect, "session") else protect
+    with model.on(array, engine, source, guard) as module, torch.no_grad():
         for i in tqdm(range(0, len(x), batch_size), total=n_batches, disable=not progress, desc="chip", unit="batch"):
             try:
                 outs.append(module(x[i : i + batch_size].float()))
@@ -248,4 +270,4 @@ def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_siz
     logits = torch.cat(outs).numpy()
     pred = logits.argmax(axis=1)
     acc = None if y is None else float((pred == np.asarray(y)).mean())
-    return RunResult(pred, acc, logits if return_logits else None, cycles)
+    return RunResult(pred, acc, logits if return_logits else None, cycles, getattr(guard, "stats", None))

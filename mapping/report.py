@@ -20,8 +20,9 @@ __all__ = ["LayerReport", "layer_report", "format_report"]
 class LayerReport:
     """One lowered layer on one array.
 
-    ``bytes_moved`` counts int8 activations (M*K) and weights (K*N) in and int32 outputs
-    (4*M*N) out once each; ``intensity`` is MACs per byte moved.
+    ``bytes_moved`` counts activations (M*K) and weights (K*N) in, at the precision's
+    operand width (1 byte for int8 and FP8, 2 for FP16/BF16, 4 for FP32), and 32-bit
+    outputs (4*M*N) out, once each; ``intensity`` is MACs per byte moved.
     """
 
     name: str
@@ -70,7 +71,8 @@ def layer_report(model, input_shape, cfg: ArrayConfig, batch: int = 1) -> list[L
             continue  # a layer the forward pass does not use
         m, k, n = gemm_dims(layer, shapes[name])
         t = gemm_timing(cfg, m, k, n)
-        moved = m * k + k * n + 4 * m * n
+        a_bytes, w_bytes = (-(-b // 8) for b in cfg.precision.widths()[:2])
+        moved = a_bytes * m * k + w_bytes * k * n + 4 * m * n
         rows.append(LayerReport(name, type(layer).__name__.replace("Sim", ""), m, k, n, t.folds, t.n_cycles,
                                 t.pe_utilisation, t.mac_utilisation, t.macs, moved, t.macs / moved))
     return rows

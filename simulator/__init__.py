@@ -1,13 +1,17 @@
-"""Cycle-level weight-stationary systolic-array simulator with per-PE stuck-at faults.
+"""Cycle-level weight-stationary systolic-array simulator with per-PE stuck-at faults and
+transient bit flips, in integer and float precisions.
 
-See docs/semantics.md ("The array", "Timing", "Engines") for the normative semantics these engines follow.
+See docs/semantics.md ("The array", "Precisions", "Transient faults", "Timing", "Engines")
+for the normative semantics these engines follow.
 """
 
 from .array import ENGINES, MITIGATIONS, MatmulResult, SystolicArray
 from .config import ArrayConfig
 from .errors import ConfigError, FaultMaskError, OperandError
+from .flips import FLIP_DTYPE, Flip, OutputFlip
 from .masks import check_masks, faulty_pes, identity_masks, stuck
-from .precision import INT8, SITES, IntPrecision
+from .precision import (BF16, FP8_E4M3, FP8_E5M2, FP16, FP32, INT8, SITES, FloatPrecision, IntPrecision, Precision,
+                        precision_by_name, precision_from_dict)
 from .scalesim import ConvParams, Layer, ScaleSimReport, layer_timings, read_config, read_topology, scalesim_report
 from .timing import GemmTiming, gemm_timing
 
@@ -15,8 +19,20 @@ __all__ = [
     "ArrayConfig",
     "SystolicArray",
     "MatmulResult",
+    "Precision",
     "IntPrecision",
+    "FloatPrecision",
     "INT8",
+    "FP32",
+    "FP16",
+    "BF16",
+    "FP8_E4M3",
+    "FP8_E5M2",
+    "precision_by_name",
+    "precision_from_dict",
+    "Flip",
+    "OutputFlip",
+    "FLIP_DTYPE",
     "SITES",
     "ENGINES",
     "MITIGATIONS",

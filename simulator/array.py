@@ -1,4 +1,4 @@
-"""The systolic array: operands in, int32 results and run statistics out."""
+"""The systolic array: operands in, results and run statistics out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from .config import ArrayConfig
 from .engines.cycle import run_cycle
 from .engines.fast import run_fast
 from .errors import ConfigError, OperandError
+from .flips import by_fold, check_flips, check_output_flips, xor_patterns
 from .masks import faulty_pes, identity_masks, masks_of
+from .precision import sext
 from .timing import gemm_timing
 
 __all__ = ["SystolicArray", "MatmulResult", "ENGINES", "MITIGATIONS"]
@@ -28,7 +30,8 @@ class MatmulResult:
 
     Attributes
     ----------
-    out : int32 array (M, N)
+    out : array (M, N)
+        ``int32`` for integer precisions, ``float32`` for float ones.
     n_cycles : int
         Cycles of the whole GEMM. The ``cycle`` engine counts them by running; the
         ``fast`` engine states the closed form, which the tests pin to the former.
@@ -105,18 +108,25 @@ class SystolicArray:
         n = int(self._faulty.sum())
         return f"SystolicArray({self.cfg.rows}x{self.cfg.cols}, {n} faulty PEs, mitigation={self.mitigation!r})"
 
-    def matmul(self, x, w, engine: str = "fast", trace: bool = False) -> MatmulResult:
+    def matmul(self, x, w, engine: str = "fast", trace: bool = False, flips=None, out_flips=None) -> MatmulResult:
         """Run ``Y = x @ w`` on the array.
 
         Parameters
         ----------
-        x : int8 array (M, K)
-            Activations, one row per input vector.
-        w : int8 array (K, N)
-            Weights; K is mapped onto array rows, N onto columns.
+        x : array (M, K)
+            Activations, one row per input vector, in the precision's operand dtype
+            (``int8`` for integer precisions; ``float32``, ``float16``,
+            ``ml_dtypes.bfloat16``, ``ml_dtypes.float8_e4m3fn``, ``ml_dtypes.float8_e5m2``).
+        w : array (K, N)
+            Weights, same dtype; K is mapped onto array rows, N onto columns.
         engine : {"fast", "cycle"}
         trace : bool
             Record the per-cycle PE activity (``cycle`` engine only, small runs).
+        flips : sequence of ``(cycle, r, c, site, bit)``, or a structured array, optional
+            Transient bit flips during this GEMM (docs/semantics.md, "Transient faults");
+            :func:`faults.random_flips` draws them at a bit-error rate.
+        out_flips : sequence of ``(m, n, bit)``, optional
+            Bits of results flipped as they leave the array (after the fold accumulator).
 
         Returns
         -------
@@ -128,6 +138,10 @@ class SystolicArray:
         (M, K), N = x.shape, w.shape[1]
         timing = gemm_timing(self.cfg, M, K, N)
         prec = self.cfg.precision
+        ev = None if flips is None else check_flips(flips, self.cfg, timing.n_cycles)
+        oflips = None if out_flips is None else check_output_flips(out_flips, M, N, prec.widths()[3])
+        xp, wp = prec.patterns(x), prec.patterns(w)
+        kernels = prec.kernels()
         tr = None
         if engine == "cycle":
             bypass = self._faulty.astype(np.uint8) if self.mitigation == "bypass" else np.zeros(self.cfg.shape, np.uint8)
@@ -140,16 +154,23 @@ class SystolicArray:
                     )
                 tr = np.zeros((timing.n_cycles, *self.cfg.shape), np.bool_)
             n_workers = 1 if trace else max(1, min(numba.get_num_threads(), timing.folds))
-            out, fold_cycles = run_cycle(x, w, self._masks, bypass, prec.acc_bits, n_workers, tr)
+            events = None if ev is None else by_fold(ev, prec.widths(), self.cfg.fold_cycles(M), timing.folds)
+            out, fold_cycles = run_cycle(xp, wp, self._masks, bypass, kernels, n_workers, tr, events)
             n_cycles = int(fold_cycles.sum())
         else:
             if trace:
                 raise ConfigError("trace=True needs engine='cycle'; the fast engine does not step cycles.")
-            out = run_fast(x, w, self._masks, self.mitigation == "bypass", prec)
+            xor = None if ev is None else xor_patterns(ev, prec.widths())
+            out = run_fast(xp, wp, self._masks, self.mitigation == "bypass", prec, kernels, ev, xor)
             fold_cycles = np.full(timing.folds, self.cfg.fold_cycles(M), np.int64)
             n_cycles = timing.n_cycles
+        if oflips is not None and len(oflips):
+            out = out.astype(np.int64, copy=True)
+            bits = prec.widths()[3]
+            for m, n, bit in oflips:
+                out[m, n] = sext(int(out[m, n]) ^ (1 << int(bit)), bits)
         return MatmulResult(
-            out=out.astype(np.int32, copy=False),
+            out=prec.output(out),
             n_cycles=n_cycles,
             fold_cycles=fold_cycles,
             folds=timing.folds,
@@ -161,21 +182,15 @@ class SystolicArray:
 
     def _check_operands(self, x, w):
         prec = self.cfg.precision
-        for name, a in (("x", x), ("w", w)):
+        for i, (name, a) in enumerate((("x", x), ("w", w))):
             if not isinstance(a, np.ndarray):
-                raise OperandError(f"{name} must be a numpy int8 array; got {type(a).__name__}.")
-            if a.dtype != np.int8:
-                raise OperandError(f"{name} must have dtype int8; got {a.dtype}.")
+                raise OperandError(f"{name} must be a numpy {prec.operand_dtypes[i].name} array; got {type(a).__name__}.")
             if a.ndim != 2:
                 raise OperandError(f"{name} must be 2-D; got shape {a.shape}.")
             if 0 in a.shape:
                 raise OperandError(f"{name} must not be empty; got shape {a.shape}.")
+            prec.check_operand(name, a, i)
         if x.shape[1] != w.shape[0]:
             raise OperandError(f"x is {x.shape} and w is {w.shape}: x.shape[1] must equal w.shape[0].")
-        for name, a, (lo, hi) in (("x", x, prec.act_range()), ("w", w, prec.weight_range())):
-            if (lo, hi) != (-128, 127) and (a.min() < lo or a.max() > hi):
-                raise OperandError(
-                    f"{name} values must lie in [{lo}, {hi}] for {prec.name}; got [{a.min()}, {a.max()}]."
-                )
         return np.ascontiguousarray(x), np.ascontiguousarray(w)
 

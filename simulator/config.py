@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 from .errors import ConfigError
-from .precision import INT8, IntPrecision
+from .precision import INT8, Precision
 
 __all__ = ["ArrayConfig", "MAX_DIM"]
 
@@ -22,8 +22,10 @@ class ArrayConfig:
     rows, cols : int
         Number of PE rows ``R`` (the reduction dimension K is mapped onto rows) and
         columns ``C`` (output channels N are mapped onto columns), each in [1, 4096].
-    precision : IntPrecision
-        PE arithmetic; int8 x int8 -> int32 wrap-around by default.
+    precision : Precision
+        PE arithmetic: :data:`INT8` (int8 x int8 -> int32 wrap-around) by default, or any
+        :class:`simulator.Precision` (``FP32``, ``FP16``, ``BF16``, ``FP8_E4M3``, ``FP8_E5M2``,
+        an :class:`IntPrecision` of other widths).
 
     Examples
     --------
@@ -33,7 +35,7 @@ class ArrayConfig:
 
     rows: int
     cols: int
-    precision: IntPrecision = field(default=INT8)
+    precision: Precision = field(default=INT8)
 
     def __post_init__(self):
         for name in ("rows", "cols"):
@@ -43,9 +45,10 @@ class ArrayConfig:
                     f"ArrayConfig.{name} must be an int in [1, {MAX_DIM}]; got {value!r}."
                 )
             object.__setattr__(self, name, int(value))
-        if not isinstance(self.precision, IntPrecision):
+        if not isinstance(self.precision, Precision):
             raise ConfigError(
-                f"ArrayConfig.precision must be an IntPrecision; got {type(self.precision).__name__}."
+                "ArrayConfig.precision must be a simulator.Precision (e.g. INT8, FP16, BF16); "
+                f"got {type(self.precision).__name__}."
             )
 
     @property

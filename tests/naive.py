@@ -1,7 +1,10 @@
 """Slow, obviously correct reference of the array semantics (docs/semantics.md, normative).
 
-Plain Python integers, one PE at a time, no cleverness: both engines must match it bit
-for bit. Only for tiny shapes.
+Plain Python integers for register patterns, the precision's own slow reference for the
+arithmetic (``ref_mul``, ``ref_add``, ``ref_acc``: Python ints, or Python floats rounded
+to float32), one PE at a time, no cleverness. Transient flips are applied from the
+closed-form cycle of each MAC (``fold * L + R + r + c + m``), not by stepping cycles, so
+this is a second derivation of what the cycle engine does. Only for tiny shapes.
 """
 
 from __future__ import annotations
@@ -9,59 +12,92 @@ from __future__ import annotations
 import numpy as np
 
 from simulator import SITES
+from simulator.precision import register, sext
 
 ACT, WEIGHT, PRODUCT, PSUM = (SITES.index(s) for s in ("act", "weight", "product", "psum"))
 
 
-def sext(v: int, bits: int) -> int:
-    """Two's-complement value of the low ``bits`` bits of ``v``."""
-    v &= (1 << bits) - 1
-    return v - (1 << bits) if v >> (bits - 1) else v
+def _site_index(s):
+    return SITES.index(s) if isinstance(s, str) else int(s)
 
 
-def register(v: int, masks, site: int, r: int, c: int, bits: int) -> int:
-    """A register of PE (r, c) at ``site`` latching ``v``: stuck bits forced."""
-    return sext((v & int(masks[site, 0, r, c])) | int(masks[site, 1, r, c]), bits)
+def naive_matmul(x, w, masks, bypass: bool, precision, flips=(), out_flips=()) -> np.ndarray:
+    """``Y = x @ w`` on an R x C weight-stationary array with the given masks and flips.
 
-
-def naive_matmul(x, w, masks, bypass: bool, precision) -> np.ndarray:
-    """``Y = x @ w`` on an R x C weight-stationary array with the given stuck-at masks."""
-    a_bits, w_bits, p_bits, acc_bits = precision.widths()
+    ``x``, ``w`` are operands in the precision's dtype; ``flips`` are ``(cycle, r, c, site,
+    bit)`` and ``out_flips`` ``(m, n, bit)``. Returns the result in the output dtype.
+    """
+    a_bits, w_bits, p_bits, s_bits = precision.widths()
     R, C = masks.shape[2:]
     M, K = x.shape
     N = w.shape[1]
+    xp = precision.patterns(x).astype(np.int64)
+    wq = precision.patterns(w).astype(np.int64)
+    L = 2 * R + C + M - 2
+    nkf = -(-K // R)
     faulty = ~((masks[:, 0] == -1) & (masks[:, 1] == 0)).all(axis=0)
-    y = [[0] * N for _ in range(M)]
+    byp = faulty if bypass else np.zeros((R, C), bool)
+    widths = precision.widths()
+    events = {}  # (site, r, c) -> list of (cycle, xor pattern)
+    for cycle, r, c, site, bit in flips:
+        s = _site_index(site)
+        events.setdefault((s, int(r), int(c)), []).append((int(cycle), sext(1 << int(bit), widths[s])))
+
+    def flip_at(site, r, c, t):
+        out = 0
+        for cycle, pattern in events.get((site, r, c), ()):
+            if cycle == t:
+                out ^= pattern
+        return out
+
+    def mask(v, site, r, c, bits):
+        return register(v, int(masks[site, 0, r, c]), int(masks[site, 1, r, c]), bits)
+
+    y = [[precision.ref_zero()] * N for _ in range(M)]
     for nf in range(-(-N // C)):
-        for kf in range(-(-K // R)):
-            # weights as latched by each PE's weight register
-            wreg = [[0] * C for _ in range(R)]
+        for kf in range(nkf):
+            base = (nf * nkf + kf) * L  # first cycle of this fold (execution order)
+            latched = [[0] * C for _ in range(R)]
             for r in range(R):
                 for c in range(C):
                     k, n = kf * R + r, nf * C + c
-                    raw = int(w[k, n]) if k < K and n < N else 0
-                    wreg[r][c] = register(raw, masks, WEIGHT, r, c, w_bits)
+                    raw = int(wq[k, n]) if k < K and n < N else 0
+                    latched[r][c] = mask(raw, WEIGHT, r, c, w_bits)
             for m in range(M):
                 # activations flow right along each row through the act latches
                 act = [[0] * C for _ in range(R)]
                 for r in range(R):
                     k = kf * R + r
-                    a_in = int(x[m, k]) if k < K else 0
+                    a_in = int(xp[m, k]) if k < K else 0
                     for c in range(C):
-                        if bypass and faulty[r, c]:
+                        if byp[r, c]:
                             act[r][c] = a_in  # bypass path: forwarded unchanged
                         else:
-                            act[r][c] = register(a_in, masks, ACT, r, c, a_bits)
+                            t = base + R + r + c + m
+                            act[r][c] = mask(a_in ^ flip_at(ACT, r, c, t), ACT, r, c, a_bits)
                         a_in = act[r][c]
                 # partial sums flow down each column through every row
                 for c in range(C):
                     n = nf * C + c
-                    s = 0
+                    s = precision.ref_zero()
                     for r in range(R):
-                        if bypass and faulty[r, c]:
+                        if byp[r, c]:
                             continue
-                        p = register(wreg[r][c] * act[r][c], masks, PRODUCT, r, c, p_bits)
-                        s = register(sext(s + p, acc_bits), masks, PSUM, r, c, acc_bits)
+                        t = base + R + r + c + m
+                        wreg = latched[r][c]
+                        for cycle, pattern in events.get((WEIGHT, r, c), ()):
+                            if base <= cycle <= t:  # flipped since this fold's load began, before this MAC
+                                wreg ^= pattern
+                        wreg = mask(wreg, WEIGHT, r, c, w_bits)
+                        p = mask(precision.ref_mul(wreg, act[r][c]) ^ flip_at(PRODUCT, r, c, t), PRODUCT, r, c, p_bits)
+                        s = mask(precision.ref_add(s, p) ^ flip_at(PSUM, r, c, t), PSUM, r, c, s_bits)
                     if n < N:
-                        y[m][n] = sext(y[m][n] + s, acc_bits)
-    return np.array(y, dtype=np.int64).reshape(M, N)
+                        y[m][n] = precision.ref_acc(y[m][n], s)
+    for m, n, bit in out_flips:
+        y[m][n] = sext(y[m][n] ^ (1 << int(bit)), s_bits)
+    return precision.output(np.array(y, dtype=np.int64).reshape(M, N))
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    """Results as integer bit patterns, so NaNs and signed zeros compare exactly."""
+    return a.view(np.int32) if a.dtype == np.float32 else a

@@ -1,7 +1,8 @@
 """The package graph: dependencies point one way, and the torch-free parts stay torch-free.
 
 The order, from the bottom: ``fileio`` and ``simulator`` (neither imports the other),
-``faults``, ``mapping``, ``training``, ``efat``, ``cli`` (the app; nothing imports it).
+``faults``, ``mapping``, ``protect``, ``training``, ``efat``, ``cli`` (the app; nothing
+imports it).
 A package may import any package below it, never one above (README, "Layout").
 """
 
@@ -21,11 +22,12 @@ ALLOWED = {
     "simulator": set(),
     "faults": {"fileio", "simulator"},
     "mapping": {"fileio", "simulator", "faults"},
-    "training": {"fileio", "simulator", "faults", "mapping"},
-    "efat": {"fileio", "simulator", "faults", "mapping", "training"},
-    "cli": {"fileio", "simulator", "faults", "mapping", "training", "efat"},
+    "protect": {"fileio", "simulator", "faults", "mapping"},
+    "training": {"fileio", "simulator", "faults", "mapping", "protect"},
+    "efat": {"fileio", "simulator", "faults", "mapping", "protect", "training"},
+    "cli": {"fileio", "simulator", "faults", "mapping", "protect", "training", "efat"},
 }
-LIBRARY = {"fileio", "simulator", "faults", "mapping", "training", "efat"}
+LIBRARY = {"fileio", "simulator", "faults", "mapping", "protect", "training", "efat"}
 
 
 def imports(package: str):

@@ -16,15 +16,22 @@ Timeline of one fold ``(kf, nf)`` (docs/semantics.md, "Timing"):
   the fold ends in the cycle in which the last column has emitted all its ``M``
   outputs. Nothing about the cycle count is computed: it is what the loop ran.
 
+The arithmetic is the precision's (:mod:`simulator.precision.kernels`): registers hold
+bit patterns, the kernels turn them into values and back. Transient flips (XOR of a
+register's bits in one cycle, before its stuck-at masks) are applied in the cycle they
+name: a weight flip before the cycle's MACs (after the latch when it falls in the load
+cycles), an act, product or psum flip by recomputing that PE's outputs of the cycle.
+
 Folds are independent, so workers take contiguous runs of folds (``prange``), each
-with its own registers and its own int64 accumulator; the accumulators are summed
-at the end. Integer addition modulo ``2**acc_bits`` is associative, so the result is
-the same bits whatever the number of threads.
+with its own registers. Fold results are added in fold order whatever the number of
+workers (float addition does not reassociate): a worker accumulates the column folds
+whose first row fold it ran, and keeps the raw results of the row folds it ran of a
+column fold begun by an earlier worker; these are added after, in order. The result is
+the same bits for any number of threads.
 
 The fold kernels are inlined into ``_run_cycle`` (``inline="always"``): compiled as
 separate functions, their speed depended on what else the process had compiled first
-(2.0e9 against 4.9e9 PE-cycles/s on 2 threads, cached either way), measured with
-``bench/bench_cycle.py``; inlined, it is 4.3e9 whatever the order.
+(measured with ``bench/bench_cycle.py``).
 """
 
 from __future__ import annotations
@@ -32,27 +39,36 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..precision.kernels import acc, add, dec, mul, pat, val
+
 __all__ = ["run_cycle"]
 
-
-@njit(cache=True, inline="always")
-def _wrap(v, shift):
-    return (v << shift) >> shift
+_WEIGHT = 1
 
 
 @njit(cache=True, inline="always")
-def _pe(a_in, p_in, r, c, wreg, am, pm, sm, byp, shift, a2, p2):
+def _pe(k, a_in, p_in, r, c, wv, am, pm, sm, byp, a2, p2):
     """One PE, one cycle: latch act, multiply, latch psum (or bypass both)."""
     a_reg = (a_in & am[0, r, c]) | am[1, r, c]
-    prod = (np.int64(wreg[r, c]) * a_reg & pm[0, r, c]) | pm[1, r, c]
-    s = (_wrap(np.int64(p_in) + prod, shift) & sm[0, r, c]) | sm[1, r, c]
+    prod = (pat(k, mul(k, wv[r, c], dec(k, a_reg))) & pm[0, r, c]) | pm[1, r, c]
+    s = (pat(k, add(k, val(k, p_in), val(k, prod))) & sm[0, r, c]) | sm[1, r, c]
     b = byp[r, c] != 0
     a2[r, c] = a_in if b else a_reg
     p2[r, c] = p_in if b else s
 
 
 @njit(cache=True, inline="always")
-def _load_weights(w, k0, n0, R, C, wm, wreg, chain):
+def _pe_flipped(k, a_in, p_in, r, c, wv, am, pm, sm, a2, p2, fa, fp, fs):
+    """PE (r, c) in a cycle with transient flips ``fa``, ``fp``, ``fs`` (XOR patterns)."""
+    a_reg = ((a_in ^ fa) & am[0, r, c]) | am[1, r, c]
+    prod = ((pat(k, mul(k, wv[r, c], dec(k, a_reg))) ^ fp) & pm[0, r, c]) | pm[1, r, c]
+    s = ((pat(k, add(k, val(k, p_in), val(k, prod))) ^ fs) & sm[0, r, c]) | sm[1, r, c]
+    a2[r, c] = a_reg
+    p2[r, c] = s
+
+
+@njit(cache=True, inline="always")
+def _load_weights(k, w, k0, n0, R, C, wm, wreg, wv, chain):
     """Shift the fold's weights down the load chain for R cycles, then latch."""
     K, N = w.shape
     chain[:, :] = 0
@@ -60,30 +76,39 @@ def _load_weights(w, k0, n0, R, C, wm, wreg, chain):
         for r in range(R - 1, 0, -1):
             for c in range(C):
                 chain[r, c] = chain[r - 1, c]
-        k = k0 + R - 1 - t
+        kk = k0 + R - 1 - t
         for c in range(C):
             n = n0 + c
-            chain[0, c] = w[k, n] if (k < K and n < N) else 0
+            chain[0, c] = w[kk, n] if (kk < K and n < N) else 0
     for r in range(R):
         for c in range(C):
             wreg[r, c] = (chain[r, c] & wm[0, r, c]) | wm[1, r, c]
+            wv[r, c] = dec(k, wreg[r, c])
     return R
 
 
 @njit(cache=True, inline="always")
-def _stream(x, k0, n0, wreg, am, pm, sm, byp, shift, acc, trace, t0):
-    """Stream all M inputs through the loaded array; add the fold result into ``acc``.
+def _flip_weight(k, e, ev, wm, wreg, wv):
+    r, c = ev[e, 1], ev[e, 2]
+    wreg[r, c] = ((wreg[r, c] ^ ev[e, 4]) & wm[0, r, c]) | wm[1, r, c]
+    wv[r, c] = dec(k, wreg[r, c])
 
-    Returns the number of cycles run. ``trace`` (cycles x R x C bool) is filled
-    from row ``t0`` when it has more than one row.
+
+@njit(cache=True, inline="always")
+def _stream(k, x, k0, n0, wreg, wv, wm, am, pm, sm, byp, acc_out, own, head, trace, t0, ev, e, e_hi, n_load):
+    """Stream all M inputs through the loaded array; put the fold result into ``acc_out``
+    (added, when ``own``) or ``head`` (raw). Returns the number of cycles run.
+
+    ``ev[e:e_hi]`` are the fold's transient flips from cycle ``n_load`` on, in cycle order.
+    ``trace`` (cycles x R x C bool) is filled from row ``t0`` when it has more than one row.
     """
     M, K = x.shape
-    N = acc.shape[1]
+    N = acc_out.shape[1]
     R, C = wreg.shape
-    a = np.zeros((R, C), np.int8)
+    a = np.zeros((R, C), x.dtype)
     p = np.zeros((R, C), np.int32)
     v = np.zeros((R, C), np.uint8)
-    a2 = np.zeros((R, C), np.int8)
+    a2 = np.zeros((R, C), x.dtype)
     p2 = np.zeros((R, C), np.int32)
     v2 = np.zeros((R, C), np.uint8)
     emitted = np.zeros(C, np.int64)
@@ -91,31 +116,65 @@ def _stream(x, k0, n0, wreg, am, pm, sm, byp, shift, acc, trace, t0):
     tracing = trace.shape[0] > 1
     t = 0
     while n_left > 0:
+        now = n_load + t
+        e0 = e
+        while e < e_hi and ev[e, 0] == now:
+            if ev[e, 3] == _WEIGHT:  # used by this cycle's MAC on
+                _flip_weight(k, e, ev, wm, wreg, wv)
+            e += 1
         for r in range(R):
             mi = t - r
-            k = k0 + r
+            kk = k0 + r
             if 0 <= mi < M:
-                a_edge = x[mi, k] if k < K else np.int8(0)
+                a_edge = x[mi, kk] if kk < K else x.dtype.type(0)
                 v_edge = np.uint8(1)
             else:
-                a_edge = np.int8(0)
+                a_edge = x.dtype.type(0)
                 v_edge = np.uint8(0)
             v2[r, 0] = v_edge
-            _pe(a_edge, p[r - 1, 0] if r > 0 else np.int32(0), r, 0, wreg, am, pm, sm, byp, shift, a2, p2)
+            _pe(k, a_edge, p[r - 1, 0] if r > 0 else np.int32(0), r, 0, wv, am, pm, sm, byp, a2, p2)
             for c in range(1, C):
                 v2[r, c] = v[r, c - 1]
             if r == 0:
                 for c in range(1, C):
-                    _pe(a[0, c - 1], np.int32(0), 0, c, wreg, am, pm, sm, byp, shift, a2, p2)
+                    _pe(k, a[0, c - 1], np.int32(0), 0, c, wv, am, pm, sm, byp, a2, p2)
             else:
                 for c in range(1, C):
-                    _pe(a[r, c - 1], p[r - 1, c], r, c, wreg, am, pm, sm, byp, shift, a2, p2)
+                    _pe(k, a[r, c - 1], p[r - 1, c], r, c, wv, am, pm, sm, byp, a2, p2)
+        j = e0
+        while j < e:  # act / product / psum flips of this cycle, grouped by PE
+            r, c = ev[j, 1], ev[j, 2]
+            fa = fp = fs = np.int64(0)
+            while j < e and ev[j, 1] == r and ev[j, 2] == c:
+                site = ev[j, 3]
+                if site == 0:
+                    fa ^= ev[j, 4]
+                elif site == 2:
+                    fp ^= ev[j, 4]
+                elif site == 3:
+                    fs ^= ev[j, 4]
+                j += 1
+            if (fa | fp | fs) != 0 and byp[r, c] == 0:
+                mi = t - r
+                kk = k0 + r
+                if c > 0:
+                    a_in = a[r, c - 1]
+                elif 0 <= mi < M and kk < K:
+                    a_in = x[mi, kk]
+                else:
+                    a_in = x.dtype.type(0)
+                p_in = p[r - 1, c] if r > 0 else np.int32(0)
+                _pe_flipped(k, a_in, p_in, r, c, wv, am, pm, sm, a2, p2, fa, fp, fs)
         for c in range(C):
             if v2[R - 1, c]:
                 n = n0 + c
                 if n < N:
                     mo = emitted[c]
-                    acc[mo, n] = _wrap(acc[mo, n] + p2[R - 1, c], shift)
+                    fv = val(k, p2[R - 1, c])
+                    if own:
+                        acc_out[mo, n] = acc(k, acc_out[mo, n], fv)
+                    else:
+                        head[mo, c] = fv
                 emitted[c] += 1
                 n_left -= 1
         if tracing:
@@ -130,7 +189,7 @@ def _stream(x, k0, n0, wreg, am, pm, sm, byp, shift, acc, trace, t0):
 
 
 @njit(cache=True, parallel=True)
-def _run_cycle(x, w, wm, am, pm, sm, byp, shift, n_workers, trace):
+def _run_cycle(k, x, w, wm, am, pm, sm, byp, n_workers, trace, ev, ev_ptr):
     M, K = x.shape
     N = w.shape[1]
     R, C = byp.shape
@@ -138,56 +197,87 @@ def _run_cycle(x, w, wm, am, pm, sm, byp, shift, n_workers, trace):
     nnf = (N + C - 1) // C
     n_folds = nkf * nnf
     fold_cycles = np.zeros(n_folds, np.int64)
-    accs = np.zeros((n_workers, M, N), np.int64)
+    accs = np.full((n_workers, M, N), k.zero)
     per = (n_folds + n_workers - 1) // n_workers
+    n_head = max(1, min(per, nkf - 1))
+    heads = np.full((n_workers, n_head, M, C), k.zero)
     for wk in prange(n_workers):
-        wreg = np.zeros((R, C), np.int8)
-        chain = np.zeros((R, C), np.int8)
+        wreg = np.zeros((R, C), w.dtype)
+        wv = np.full((R, C), k.zero)
+        chain = np.zeros((R, C), w.dtype)
         t0 = 0
-        for f in range(wk * per, min(n_folds, (wk + 1) * per)):
+        lo = wk * per
+        for f in range(lo, min(n_folds, lo + per)):
             nf = f // nkf
             kf = f % nkf
-            n_load = _load_weights(w, kf * R, nf * C, R, C, wm, wreg, chain)
-            n_stream = _stream(x, kf * R, nf * C, wreg, am, pm, sm, byp, shift, accs[wk], trace, t0 + n_load)
+            own = f - kf >= lo  # this worker ran the column fold's first row fold
+            e, e_hi = ev_ptr[f], ev_ptr[f + 1]
+            n_load = _load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain)
+            while e < e_hi and ev[e, 0] < n_load:  # flips in the load cycles hit the latched weight
+                if ev[e, 3] == _WEIGHT:
+                    _flip_weight(k, e, ev, wm, wreg, wv)
+                e += 1
+            head = heads[wk, min(f - lo, n_head - 1)]
+            n_stream = _stream(k, x, kf * R, nf * C, wreg, wv, wm, am, pm, sm, byp, accs[wk], own, head,
+                               trace, t0 + n_load, ev, e, e_hi, n_load)
             fold_cycles[f] = n_load + n_stream
             t0 += n_load + n_stream
     out = np.zeros((M, N), np.int64)
-    for wk in range(n_workers):
+    for nf in range(nnf):
+        f0 = nf * nkf
+        owner = f0 // per
+        n_lo, n_hi = nf * C, min(N, nf * C + C)
         for m in range(M):
-            for n in range(N):
-                out[m, n] = _wrap(out[m, n] + accs[wk, m, n], shift)
+            for n in range(n_lo, n_hi):
+                s = accs[owner, m, n]
+                for f in range(f0 + 1, f0 + nkf):  # later row folds run by later workers, in order
+                    wk = f // per
+                    if wk != owner:
+                        s = acc(k, s, heads[wk, f - wk * per, m, n - n_lo])
+                out[m, n] = pat(k, s)
     return out, fold_cycles
 
 
-def run_cycle(x, w, masks, bypass, acc_bits, n_workers=1, trace=None):
+def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None):
     """Run a GEMM on the register-level model.
 
     Parameters
     ----------
-    x : int8 array (M, K); w : int8 array (K, N)
+    x : int array (M, K); w : int array (K, N)
+        Operand register patterns (sign-extended from the operand width).
     masks : int32 array (4, 2, R, C)
-        AND / OR masks per site (``SITES`` order), sign-extended to the site width
-        (so act and weight masks fit int8).
+        AND / OR masks per site (``SITES`` order), sign-extended to the site width.
     bypass : uint8 array (R, C)
         1 where the PE is bypassed.
-    acc_bits : int
+    kernels : the precision's kernel tuple
     n_workers : int
         Folds are split over this many workers (threads). Must be 1 when tracing.
     trace : bool array (cycles, R, C) or None
         Filled with the per-cycle valid-MAC activity of every PE.
+    events : (int64 array (E, 5), int64 array (folds + 1)) or None
+        Transient flips as rows ``(cycle in fold, r, c, site, xor pattern)`` sorted by
+        fold, cycle, r, c, with each fold's range in the second array
+        (:func:`simulator.flips.by_fold`).
 
     Returns
     -------
-    out : int64 array (M, N), values already wrapped to ``acc_bits``.
+    out : int64 array (M, N) of result patterns.
     fold_cycles : int64 array (folds,) in execution order (``for nf: for kf``).
     """
     if trace is None:
         trace = np.zeros((1, 1, 1), np.bool_)
     elif n_workers != 1:
         raise ValueError("tracing needs n_workers=1")
-    wm = masks[1].astype(np.int8)
-    am = masks[0].astype(np.int8)
+    R, C = bypass.shape
+    n_folds = -(-x.shape[1] // R) * -(-w.shape[1] // C)
+    if events is None:
+        events = (np.zeros((0, 5), np.int64), np.zeros(n_folds + 1, np.int64))
+    ev, ev_ptr = events
+    op = x.dtype
+    wm = masks[1].astype(w.dtype)
+    am = masks[0].astype(op)
     pm = np.ascontiguousarray(masks[2], dtype=np.int32)
     sm = np.ascontiguousarray(masks[3], dtype=np.int32)
-    shift = np.int64(64 - acc_bits)
-    return _run_cycle(x, w, wm, am, pm, sm, bypass, shift, np.int64(n_workers), trace)
+    per = -(-n_folds // n_workers)
+    n_workers = -(-n_folds // per)  # no idle workers (their accumulators would cost memory)
+    return _run_cycle(kernels, x, w, wm, am, pm, sm, bypass, np.int64(n_workers), trace, ev, ev_ptr)

@@ -186,3 +186,51 @@ def test_a_listed_pe_without_a_stuck_bit_is_refused(saved):
     np.savez(tmp / "idle.npz", **data)
     with pytest.raises(FaultFileError, match=r"idle\.npz: a PE listed as faulty has no stuck bit"):
         FaultMap.load(tmp / "idle.npz")
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2"])
+def test_float_maps_and_populations_keep_their_precision(tmp_path, fmt):
+    from simulator import precision_by_name
+
+    cfg = ArrayConfig(6, 5, precision_by_name(fmt))
+    fm = FaultMap.random(cfg, 0.4, seed=3)
+    fm.save(tmp_path / "fm.npz")
+    back = FaultMap.load(tmp_path / "fm.npz")
+    assert back == fm and back.cfg.precision.name == fmt
+    pop = Population.generate(cfg, 3, rates="uniform:0.1,0.3", seed=0)
+    pop.save(tmp_path / "pop.npz")
+    assert Population.load(tmp_path / "pop.npz").cfg == cfg
+    SystolicArray(cfg, back)  # and it runs on an array of that precision
+
+
+def test_version_1_files_load_as_integer_precisions(saved):
+    _, _, tmp = saved
+    data = _arrays(tmp / "fm.npz")
+    del data["precision"]
+    data["version"] = np.array(1)
+    np.savez(tmp / "v1.npz", **data)
+    assert FaultMap.load(tmp / "v1.npz").cfg == CFG
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("precision", np.array("not json"), "bad precision field"),
+    ("precision", np.array('{"kind": "float", "format": "fp64"}'), "fmt must be one of"),
+    ("precision", np.array('{"kind": "float", "format": "fp16"}'), r"widths \[8, 8, 16, 32\] disagree with precision fp16"),
+    ("version", np.array(3), "format version 3; this release reads versions 1 and 2"),
+])
+def test_precision_headers_that_do_not_fit_are_refused(saved, field, value, match):
+    _, _, tmp = saved
+    data = _arrays(tmp / "fm.npz")
+    data[field] = value
+    np.savez(tmp / "bad.npz", **data)
+    with pytest.raises(FaultFileError, match=match):
+        FaultMap.load(tmp / "bad.npz")
+
+
+def test_a_version_2_file_without_precision_is_refused(saved):
+    _, _, tmp = saved
+    data = _arrays(tmp / "fm.npz")
+    del data["precision"]
+    np.savez(tmp / "bad.npz", **data)
+    with pytest.raises(FaultFileError, match="missing precision field"):
+        FaultMap.load(tmp / "bad.npz")

@@ -105,7 +105,7 @@ def test_conv_lowering_matches_conv2d(c_in, c_out, k, stride, padding, dilation,
     x = torch.randn(2, c_in, h, w)
     xq = quantize_act(x, 0.03, 8)
     wq, scale = quantize_weight(conv.weight, 8)
-    X = lower_input(conv, xq)
+    X = lower_input(conv, xq.to(torch.int8).numpy())  # the int8 act operand
     m, kk, n = gemm_dims(conv, tuple(x.shape))
     assert X.shape == (m, kk) and wq.shape == (kk, n)
     acc = X.astype(np.int64) @ wq.astype(np.int64)

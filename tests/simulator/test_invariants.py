@@ -58,7 +58,7 @@ def test_operand_errors_name_the_problem(engine):
     x, w = _operands(arr.cfg.precision)
     with pytest.raises(OperandError, match=r"x is \(7, 13\) and w is \(12, 9\)"):
         arr.matmul(x, w[:12], engine)
-    with pytest.raises(OperandError, match="x must have dtype int8; got int32"):
+    with pytest.raises(OperandError, match=r"x must have dtype int8 for int8x8->int32; got int32"):
         arr.matmul(x.astype(np.int32), w, engine)
     with pytest.raises(OperandError, match="w must be 2-D; got shape"):
         arr.matmul(x, w[0], engine)

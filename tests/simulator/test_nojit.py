@@ -10,10 +10,12 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 SCRIPT = """
+import warnings
 import numpy as np
 from faults import FaultMap
-from simulator import ArrayConfig, SystolicArray
-from tests.naive import naive_matmul
+from simulator import BF16, FP8_E4M3, FP16, FP32, SITES, ArrayConfig, SystolicArray
+from tests.naive import bits, naive_matmul
+warnings.simplefilter("ignore")
 
 rng = np.random.default_rng(0)
 for case in range(150):
@@ -30,6 +32,25 @@ for case in range(150):
         for engine in ("fast", "cycle"):
             got = arr.matmul(x, w, engine).out
             assert np.array_equal(got, want), (case, engine, mitigation)
+for case in range(60):  # float precisions, transient flips
+    prec = (FP32, FP16, BF16, FP8_E4M3)[case % 4]
+    r, c = (int(v) for v in rng.integers(1, 5, 2))
+    m, k, n = (int(v) for v in rng.integers(1, 7, 3))
+    cfg = ArrayConfig(r, c, prec)
+    fm = FaultMap.random(cfg, float(rng.choice([0.25, 0.5, 1.0])), seed=case)
+    nb = prec.widths()[0]
+    u = {8: np.uint8, 16: np.uint16, 32: np.uint32}[nb]
+    x = rng.integers(0, 1 << nb, (m, k)).astype(u).view(prec.operand_dtypes[0])
+    w = rng.integers(0, 1 << nb, (k, n)).astype(u).view(prec.operand_dtypes[0])
+    n_cycles = cfg.fold_cycles(m) * cfg.folds(k, n)[0] * cfg.folds(k, n)[1]
+    flips = [(int(rng.integers(0, n_cycles)), int(rng.integers(0, r)), int(rng.integers(0, c)), s,
+              int(rng.integers(0, prec.site_bits(s)))) for s in rng.choice(SITES, 5)]
+    for mitigation in (None, "bypass"):
+        arr = SystolicArray(cfg, fm, mitigation)
+        want = bits(naive_matmul(x, w, fm.masks, mitigation == "bypass", prec, flips))
+        for engine in ("fast", "cycle"):
+            got = bits(arr.matmul(x, w, engine, flips=flips).out)
+            assert np.array_equal(got, want), (case, prec.name, engine, mitigation)
 print("ok")
 """
 

@@ -1,0 +1,141 @@
+"""Transient flips in the ``fast`` engine: recompute exactly the outputs they can reach.
+
+A flip reaches few outputs (docs/semantics.md, "Transient faults"): a ``product`` or
+``psum`` flip of PE ``(r, c)`` in the MAC of input vector ``m`` reaches output ``(m, n)``
+of its column; an ``act`` flip reaches ``(m, n')`` for the columns from ``c`` to the end of
+the column fold; a ``weight`` flip reaches ``(m', n)`` for every ``m'`` whose MAC on that
+PE comes at or after the flip, until the next weight load. Flips on bypassed PEs, in
+cycles without a valid input vector, or in discarded columns reach nothing.
+
+The engine computes the result without flips, then recomputes each reached output from
+scratch, one chain per fold, with every register's masks and the flips that fall on that
+chain. The cost grows with the number of reached outputs (times K), not with the GEMM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..masks import faulty_pes
+from ..precision.kernels import acc, add, dec, mul, pat, val
+from .ordered import latched_weights, row_segments
+
+__all__ = ["replay_flips", "reached_outputs"]
+
+_ACT, _WEIGHT, _PRODUCT, _PSUM = 0, 1, 2, 3
+
+
+@njit(cache=True, parallel=True)
+def _replay(k, x, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, outs, res):
+    """Recompute ``res[m, n]`` (patterns) for every ``(m, n)`` in ``outs``.
+
+    ``ev`` rows ``(cycle in fold, c, site, xor, m)`` grouped by (fold, row) with ``ptr``.
+    """
+    M, K = x.shape
+    N = wp.shape[1]
+    R, C = byp.shape
+    nkf = wp.shape[0] // R
+    for q in prange(outs.shape[0]):
+        m, n = outs[q, 0], outs[q, 1]
+        c = n % C
+        nf = n // C
+        accv = k.zero
+        for kf in range(nkf):
+            f = nf * nkf + kf
+            s = k.zero
+            for r in range(R):
+                if byp[r, c]:
+                    continue
+                kk = kf * R + r
+                xp = np.int64(x[m, kk]) if kk < K else np.int64(0)
+                e0, e1 = ptr[f * R + r], ptr[f * R + r + 1]
+                seq = False
+                fw = np.int64(0)
+                fp = np.int64(0)
+                fs = np.int64(0)
+                for e in range(e0, e1):
+                    ec, site = ev[e, 1], ev[e, 2]
+                    if site == _ACT and ec <= c and ev[e, 4] == m:
+                        seq = True
+                    elif ec == c:
+                        if site == _WEIGHT and ev[e, 0] <= R + r + c + m:
+                            fw ^= ev[e, 3]
+                        elif site == _PRODUCT and ev[e, 4] == m:
+                            fp ^= ev[e, 3]
+                        elif site == _PSUM and ev[e, 4] == m:
+                            fs ^= ev[e, 3]
+                if seq:  # the act travels the row through the flipped latches
+                    a = xp
+                    for cc in range(c + 1):
+                        if byp[r, cc]:
+                            continue
+                        fa = np.int64(0)
+                        for e in range(e0, e1):
+                            if ev[e, 2] == _ACT and ev[e, 1] == cc and ev[e, 4] == m:
+                                fa ^= ev[e, 3]
+                        a = ((a ^ fa) & am[0, r, cc]) | am[1, r, cc]
+                else:
+                    a = (xp & cum_and[r, c]) | cum_or[r, c]
+                w = wp[kk, n]
+                if fw != 0:
+                    w = ((w ^ fw) & wm[0, r, c]) | wm[1, r, c]
+                p = ((pat(k, mul(k, dec(k, w), dec(k, a))) ^ fp) & pm[0, r, c]) | pm[1, r, c]
+                sp = ((pat(k, add(k, s, val(k, p))) ^ fs) & sm[0, r, c]) | sm[1, r, c]
+                s = val(k, sp)
+            accv = acc(k, accv, val(k, pat(k, s)))
+        res[m, n] = pat(k, accv)
+
+
+def reached_outputs(ev, xor, cfg_shape, M, K, N, byp):
+    """The outputs the flips can reach, and the flips re-laid out for :func:`_replay`.
+
+    Returns ``(outs (Q, 2), rows (E', 5), ptr)``: rows ``(cycle in fold, c, site, xor, m)``
+    of the flips that reach something, grouped by (fold, row).
+    """
+    R, C = cfg_shape
+    L = 2 * R + C + M - 2
+    nkf, nnf = -(-K // R), -(-N // C)
+    f = ev[:, 0] // L
+    local = ev[:, 0] - f * L
+    r, c, site = ev[:, 1], ev[:, 2], ev[:, 3]
+    n0 = (f // nkf) * C + c
+    m = local - R - r - c
+    live = ~byp[r, c] & (n0 < N)
+    is_weight = site == _WEIGHT
+    live &= np.where(is_weight, np.maximum(m, 0) < M, (m >= 0) & (m < M))
+    outs = []
+    for i in np.nonzero(live)[0]:
+        if site[i] == _WEIGHT:
+            ms = np.arange(max(0, m[i]), M)
+            outs.append(ms * N + n0[i])
+        elif site[i] == _ACT:
+            ns = np.arange(n0[i], min(N, n0[i] - c[i] + C))
+            outs.append(m[i] * N + ns)
+        else:
+            outs.append(np.array([m[i] * N + n0[i]]))
+    flat = np.unique(np.concatenate(outs)) if outs else np.zeros(0, np.int64)
+    keep = np.nonzero(live)[0]
+    rows = np.stack([local[keep], c[keep], site[keep], xor[keep], m[keep]], axis=1).astype(np.int64)
+    key = f[keep] * R + r[keep]
+    order = np.argsort(key, kind="stable")
+    ptr = np.searchsorted(key[order], np.arange(nkf * nnf * R + 1)).astype(np.int64)
+    outs = np.stack([flat // N, flat % N], axis=1).astype(np.int64)
+    return outs, np.ascontiguousarray(rows[order]).reshape(-1, 5), ptr
+
+
+def replay_flips(x, w, masks, bypass, kernels, ev, xor, res):
+    """``res`` (int64 result patterns without flips) with the flips ``ev`` applied, in place."""
+    R, C = masks.shape[2:]
+    M, K = x.shape
+    N = w.shape[1]
+    byp = faulty_pes(masks) if bypass else np.zeros((R, C), bool)
+    outs, rows, ptr = reached_outputs(ev, xor, (R, C), M, K, N, byp)
+    if len(outs) == 0:
+        return res
+    nkf = -(-K // R)
+    _, _, (cum_and, cum_or) = row_segments(masks[0], ~byp)
+    wp = latched_weights(w, masks, bypass, nkf, R, C)
+    m64 = masks.astype(np.int64)
+    _replay(kernels, x, wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr, outs, res)
+    return res
