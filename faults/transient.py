@@ -42,7 +42,8 @@ def _check_sites(sites) -> tuple[str, ...]:
     return sites
 
 
-def random_flips(cfg: ArrayConfig, m: int, k: int, n: int, ber: float, seed=0, sites=SITES, bits=None) -> np.ndarray:
+def random_flips(cfg: ArrayConfig, m: int, k: int, n: int, ber: float | None, seed=0, sites=SITES, bits=None,
+                 count: int | None = None) -> np.ndarray:
     """Transient flips of one ``(m, k, n)`` GEMM on ``cfg`` at bit-error rate ``ber``.
 
     Parameters
@@ -57,13 +58,19 @@ def random_flips(cfg: ArrayConfig, m: int, k: int, n: int, ber: float, seed=0, s
         Registers that can flip (all four by default).
     bits : sequence of int, optional
         Only these bit positions (of each site, where they exist): a bit-position study.
+    count : int, optional
+        Exactly this many flips instead of a Poisson count (then ``ber`` must be None).
 
     Returns
     -------
     structured array of :data:`simulator.FLIP_DTYPE`, sorted by cycle; pass it as
     ``SystolicArray.matmul(..., flips=...)``.
     """
-    ber = _check_ber(ber)
+    if (ber is None) == (count is None):
+        raise FaultError(f"give one of ber and count; got ber={ber!r}, count={count!r}.")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, Integral) or count < 0):
+        raise FaultError(f"count must be an int >= 0; got {count!r}.")
+    ber = None if ber is None else _check_ber(ber)
     sites = _check_sites(sites)
     rng = _rng(seed)
     n_cycles = gemm_timing(cfg, m, k, n).n_cycles
@@ -74,7 +81,8 @@ def random_flips(cfg: ArrayConfig, m: int, k: int, n: int, ber: float, seed=0, s
             choices.append((SITES.index(s), b))
     if not choices:
         raise FaultError(f"none of bits {list(bits)} exists in the {', '.join(sites)} registers of {cfg.precision.name}.")
-    count = rng.poisson(ber * n_cycles * cfg.n_pes * len(choices))
+    if count is None:
+        count = rng.poisson(ber * n_cycles * cfg.n_pes * len(choices))
     out = np.zeros(count, FLIP_DTYPE)
     out["cycle"] = rng.integers(0, n_cycles, count)
     out["r"] = rng.integers(0, cfg.rows, count)

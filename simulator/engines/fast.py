@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import run_blas
-from .ordered import run_ordered
+from .ordered import Prepared, run_ordered
 from .replay import replay_flips
 
 __all__ = ["run_fast"]
@@ -28,10 +28,11 @@ def run_fast(x, w, masks, bypass, precision, kernels, flips=None, xor=None):
     ``flips`` is a validated ``(E, 5)`` event array (:func:`simulator.flips.check_flips`)
     with the events' XOR patterns ``xor``, or None.
     """
+    ops = Prepared(x, w, masks, bypass)
     if precision.blas_exact:
         out = run_blas(x, w, masks, bypass, precision).astype(np.int64, copy=False)
     else:
-        out = run_ordered(x, w, masks, bypass, kernels)
+        out = run_ordered(ops, kernels)
     if flips is not None and len(flips):
-        out = replay_flips(x, w, masks, bypass, kernels, flips, xor, out)
+        out = replay_flips(ops, kernels, flips, xor, out)
     return out

@@ -34,7 +34,7 @@ from numba import njit, prange
 from ..masks import faulty_pes, stuck
 from ..precision.kernels import acc, add, dec, mul, pat, val
 
-__all__ = ["run_ordered", "row_segments"]
+__all__ = ["run_ordered", "row_segments", "Prepared"]
 
 _BLOCK = 64  # input vectors per block
 
@@ -143,55 +143,88 @@ def row_segments(act_masks, live):
     ``(cum_and, cum_or)`` arrays ``(R, C)`` come third.
     """
     R, C = live.shape
+    cut = live & stuck(act_masks[0], act_masks[1])  # PEs whose act latch changes the row's activation
     cum_and = np.full((R, C), -1, np.int64)
     cum_or = np.zeros((R, C), np.int64)
-    seg_ptr = [0]
+    seg_ptr = np.zeros(R + 1, np.int64)
     seg = []
     for r in range(R):
-        a, o = -1, 0
-        lo = 0
-        for c in range(C):
-            if live[r, c] and stuck(act_masks[0, r, c], act_masks[1, r, c]):
-                if c > lo:
-                    seg.append((lo, c, a, o))
-                a2, o2 = int(act_masks[0, r, c]), int(act_masks[1, r, c])
-                a, o = a & a2, (o & a2) | o2
-                lo = c
-            cum_and[r, c], cum_or[r, c] = a, o
+        a, o, lo = -1, 0, 0
+        for c in np.nonzero(cut[r])[0]:  # usually none: one identity segment
+            if c > lo:
+                seg.append((lo, c, a, o))
+            a2, o2 = int(act_masks[0, r, c]), int(act_masks[1, r, c])
+            a, o = a & a2, (o & a2) | o2
+            cum_and[r, c:], cum_or[r, c:] = a, o
+            lo = c
         seg.append((lo, C, a, o))
-        seg_ptr.append(len(seg))
-    return np.array(seg_ptr, np.int64), np.array(seg, np.int64).reshape(-1, 4), (cum_and, cum_or)
+        seg_ptr[r + 1] = len(seg)
+    return seg_ptr, np.array(seg, np.int64).reshape(-1, 4), (cum_and, cum_or)
 
 
-def latched_weights(w, masks, bypass, nkf, R, C):
-    """Weight patterns ``(nkf*R, N)`` as the weight registers latch them (idle rows: pattern 0)."""
-    K, N = w.shape
-    wp = np.zeros((nkf * R, N), np.int64)
-    wp[:K] = w
-    rows, cols = np.arange(nkf * R) % R, np.arange(N) % C
-    return (wp & masks[1, 0][np.ix_(rows, cols)]) | masks[1, 1][np.ix_(rows, cols)]
+class Prepared:
+    """The layouts of one GEMM that the order-preserving and replay kernels share, each
+    computed once, on first use: ``x.T``, the latched weight patterns ``(nkf*R, N)`` (idle
+    rows: pattern 0), the bypassed PEs and the act segments of every row."""
+
+    def __init__(self, x, w, masks, bypass):
+        self.x, self.w, self.masks = x, w, masks
+        self.R, self.C = masks.shape[2:]
+        self.M, self.K = x.shape
+        self.N = w.shape[1]
+        self.nkf = -(-self.K // self.R)
+        self.byp = faulty_pes(masks) if bypass else np.zeros((self.R, self.C), bool)
+        self._cache = {}
+
+    def _get(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def xT(self):
+        return self._get("xT", lambda: np.ascontiguousarray(self.x.T))
+
+    def xv(self, kernels):
+        """``x.T`` decoded into values (what a PE with no act fault upstream sees)."""
+        def make():
+            out = np.full(self.xT.shape, kernels.zero)
+            _decode(kernels, self.xT, out)
+            return out
+
+        return self._get("xv", make)
+
+    @property
+    def segments(self):
+        """``(seg_ptr, seg, (cum_and, cum_or))`` of :func:`row_segments`."""
+        return self._get("seg", lambda: row_segments(self.masks[0], ~self.byp))
+
+    @property
+    def wp(self):
+        def make():
+            R, C, nkf = self.R, self.C, self.nkf
+            wp = np.zeros((nkf * R, self.N), np.int64)
+            wp[: self.K] = self.w
+            rows, cols = np.arange(nkf * R) % R, np.arange(self.N) % C
+            return (wp & self.masks[1, 0][np.ix_(rows, cols)]) | self.masks[1, 1][np.ix_(rows, cols)]
+
+        return self._get("wp", make)
 
 
-def run_ordered(x, w, masks, bypass, kernels):
-    """The array's result patterns (int64 ``(M, N)``) for operand patterns ``x``, ``w``."""
-    R, C = masks.shape[2:]
-    M, K = x.shape
-    N = w.shape[1]
-    nkf = -(-K // R)
-    faulty = faulty_pes(masks)
-    byp = faulty if bypass else np.zeros((R, C), bool)
-    seg_ptr, seg, _ = row_segments(masks[0], ~byp)
+def run_ordered(ops: Prepared, kernels):
+    """The array's result patterns (int64 ``(M, N)``) of a prepared GEMM."""
+    R, M, N, masks, byp = ops.R, ops.M, ops.N, ops.masks, ops.byp
+    seg_ptr, seg, _ = ops.segments
     nonlin = stuck(masks[2, 0], masks[2, 1]) | stuck(masks[3, 0], masks[3, 1])
     exc_r, exc_c = np.nonzero(byp | (nonlin & ~byp))
     exc_ptr = np.searchsorted(exc_r, np.arange(R + 1)).astype(np.int64)
     exc_seg = np.array([np.searchsorted(seg[seg_ptr[r]:seg_ptr[r + 1], 1], c, side="right")
                         for r, c in zip(exc_r, exc_c)], np.int64)
     exc = np.stack([exc_c, byp[exc_r, exc_c], exc_seg], axis=1).astype(np.int64)
-    wp = latched_weights(w, masks, bypass, nkf, R, C)
-    wv = np.full(wp.shape, kernels.zero)
-    _decode(kernels, wp, wv)
+    wv = np.full(ops.wp.shape, kernels.zero)
+    _decode(kernels, ops.wp, wv)
     out = np.full((M, N), kernels.zero)
-    _ordered(kernels, np.ascontiguousarray(x.T), wv, seg_ptr, seg, exc_ptr, exc.reshape(-1, 3),
+    _ordered(kernels, ops.xT, wv, seg_ptr, seg, exc_ptr, exc.reshape(-1, 3),
              np.ascontiguousarray(masks[2], dtype=np.int64), np.ascontiguousarray(masks[3], dtype=np.int64), out)
     res = np.empty((M, N), np.int64)
     _patterns(kernels, out, res)

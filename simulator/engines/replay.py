@@ -9,7 +9,10 @@ cycles without a valid input vector, or in discarded columns reach nothing.
 
 The engine computes the result without flips, then recomputes each reached output from
 scratch, one chain per fold, with every register's masks and the flips that fall on that
-chain. The cost grows with the number of reached outputs (times K), not with the GEMM.
+chain. Where a column has many reached outputs (a weight flip reaches every later input
+vector), the column is recomputed for that range of input vectors at once, in SIMD lanes
+over the vectors except in the rows that hold flips. The cost grows with the number of
+reached outputs (times K), not with the GEMM.
 """
 
 from __future__ import annotations
@@ -17,30 +20,67 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..masks import faulty_pes
 from ..precision.kernels import acc, add, dec, mul, pat, val
-from .ordered import latched_weights, row_segments
+from .ordered import Prepared
 
 __all__ = ["replay_flips", "reached_outputs"]
 
 _ACT, _WEIGHT, _PRODUCT, _PSUM = 0, 1, 2, 3
 
 
+@njit(cache=True, inline="always")
+def _pe_with_flips(k, xp, m, r, c, n, kk, s, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, e0, e1):
+    """The chain value after PE ``(r, c)`` for input vector ``m`` of one fold, with the fold's
+    flips of row ``r`` (``ev[e0:e1]``) that fall on this chain; ``s`` the value before it."""
+    R = byp.shape[0]
+    seq = False
+    fw = np.int64(0)
+    fp = np.int64(0)
+    fs = np.int64(0)
+    for e in range(e0, e1):
+        ec, site = ev[e, 1], ev[e, 2]
+        if site == _ACT and ec <= c and ev[e, 4] == m:
+            seq = True
+        elif ec == c:
+            if site == _WEIGHT and ev[e, 0] <= R + r + c + m:
+                fw ^= ev[e, 3]
+            elif site == _PRODUCT and ev[e, 4] == m:
+                fp ^= ev[e, 3]
+            elif site == _PSUM and ev[e, 4] == m:
+                fs ^= ev[e, 3]
+    if seq:  # the act travels the row through the flipped latches
+        a = xp
+        for cc in range(c + 1):
+            if byp[r, cc]:
+                continue
+            fa = np.int64(0)
+            for e in range(e0, e1):
+                if ev[e, 2] == _ACT and ev[e, 1] == cc and ev[e, 4] == m:
+                    fa ^= ev[e, 3]
+            a = ((a ^ fa) & am[0, r, cc]) | am[1, r, cc]
+    else:
+        a = (xp & cum_and[r, c]) | cum_or[r, c]
+    w = wp[kk, n]
+    if fw != 0:
+        w = ((w ^ fw) & wm[0, r, c]) | wm[1, r, c]
+    p = ((pat(k, mul(k, dec(k, w), dec(k, a))) ^ fp) & pm[0, r, c]) | pm[1, r, c]
+    return val(k, ((pat(k, add(k, s, val(k, p))) ^ fs) & sm[0, r, c]) | sm[1, r, c])
+
+
 @njit(cache=True, parallel=True)
 def _replay(k, x, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, outs, res):
-    """Recompute ``res[m, n]`` (patterns) for every ``(m, n)`` in ``outs``.
+    """Recompute ``res[m, n]`` (patterns) for every ``(m, n)`` in ``outs``, one chain at a time.
 
     ``ev`` rows ``(cycle in fold, c, site, xor, m)`` grouped by (fold, row) with ``ptr``.
     """
     M, K = x.shape
-    N = wp.shape[1]
     R, C = byp.shape
     nkf = wp.shape[0] // R
     for q in prange(outs.shape[0]):
         m, n = outs[q, 0], outs[q, 1]
         c = n % C
         nf = n // C
-        accv = k.zero
+        total = k.zero
         for kf in range(nkf):
             f = nf * nkf + kf
             s = k.zero
@@ -49,42 +89,72 @@ def _replay(k, x, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, outs, res):
                     continue
                 kk = kf * R + r
                 xp = np.int64(x[m, kk]) if kk < K else np.int64(0)
+                s = _pe_with_flips(k, xp, m, r, c, n, kk, s, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev,
+                                   ptr[f * R + r], ptr[f * R + r + 1])
+            total = acc(k, total, val(k, pat(k, s)))
+        res[m, n] = pat(k, total)
+
+
+@njit(cache=True, parallel=True)
+def _replay_columns(k, xT, xv, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, cols, res):
+    """Recompute ``res[m_lo:m_hi, n]`` for every ``(n, m_lo, m_hi)`` in ``cols``: a column's
+    chains for a range of input vectors at once, SIMD over the vectors in rows without flips.
+    ``xv`` is ``xT`` decoded (the acts of a PE without act faults to its left)."""
+    K, M = xT.shape
+    R, C = byp.shape
+    nkf = wp.shape[0] // R
+    for q in prange(cols.shape[0]):
+        n, m_lo, m_hi = cols[q, 0], cols[q, 1], cols[q, 2]
+        L = m_hi - m_lo
+        c = n % C
+        nf = n // C
+        s = np.empty(L, type(k.zero))
+        a = np.empty(L, type(k.zero))
+        total = np.full(L, k.zero)
+        pa, po, sa, so = pm[0, :, c], pm[1, :, c], sm[0, :, c], sm[1, :, c]
+        for kf in range(nkf):
+            f = nf * nkf + kf
+            s[:] = k.zero
+            for r in range(R):
+                if byp[r, c]:
+                    continue
+                kk = kf * R + r
                 e0, e1 = ptr[f * R + r], ptr[f * R + r + 1]
-                seq = False
-                fw = np.int64(0)
-                fp = np.int64(0)
-                fs = np.int64(0)
+                here = False  # a flip of this row and fold that can reach column c
                 for e in range(e0, e1):
-                    ec, site = ev[e, 1], ev[e, 2]
-                    if site == _ACT and ec <= c and ev[e, 4] == m:
-                        seq = True
-                    elif ec == c:
-                        if site == _WEIGHT and ev[e, 0] <= R + r + c + m:
-                            fw ^= ev[e, 3]
-                        elif site == _PRODUCT and ev[e, 4] == m:
-                            fp ^= ev[e, 3]
-                        elif site == _PSUM and ev[e, 4] == m:
-                            fs ^= ev[e, 3]
-                if seq:  # the act travels the row through the flipped latches
-                    a = xp
-                    for cc in range(c + 1):
-                        if byp[r, cc]:
-                            continue
-                        fa = np.int64(0)
-                        for e in range(e0, e1):
-                            if ev[e, 2] == _ACT and ev[e, 1] == cc and ev[e, 4] == m:
-                                fa ^= ev[e, 3]
-                        a = ((a ^ fa) & am[0, r, cc]) | am[1, r, cc]
+                    if ev[e, 1] == c or (ev[e, 2] == _ACT and ev[e, 1] < c):
+                        here = True
+                if here:  # chain by chain
+                    for i in range(L):
+                        xp = np.int64(xT[kk, m_lo + i]) if kk < K else np.int64(0)
+                        s[i] = _pe_with_flips(k, xp, m_lo + i, r, c, n, kk, s[i], wp, byp, am, wm, pm, sm,
+                                              cum_and, cum_or, ev, e0, e1)
+                    continue
+                ca, co = cum_and[r, c], cum_or[r, c]
+                if kk < K and ca == -1 and co == 0:
+                    a[:] = xv[kk, m_lo:m_hi]
+                elif kk < K:
+                    xr = xT[kk, m_lo:m_hi]
+                    for i in range(L):
+                        a[i] = dec(k, (np.int64(xr[i]) & ca) | co)
                 else:
-                    a = (xp & cum_and[r, c]) | cum_or[r, c]
-                w = wp[kk, n]
-                if fw != 0:
-                    w = ((w ^ fw) & wm[0, r, c]) | wm[1, r, c]
-                p = ((pat(k, mul(k, dec(k, w), dec(k, a))) ^ fp) & pm[0, r, c]) | pm[1, r, c]
-                sp = ((pat(k, add(k, s, val(k, p))) ^ fs) & sm[0, r, c]) | sm[1, r, c]
-                s = val(k, sp)
-            accv = acc(k, accv, val(k, pat(k, s)))
-        res[m, n] = pat(k, accv)
+                    a[:] = dec(k, co)
+                w = dec(k, wp[kk, n])
+                if pa[r] == -1 and po[r] == 0 and sa[r] == -1 and so[r] == 0:
+                    for i in range(L):
+                        s[i] = add(k, s[i], mul(k, w, a[i]))
+                else:
+                    for i in range(L):
+                        p = (pat(k, mul(k, w, a[i])) & pa[r]) | po[r]
+                        s[i] = val(k, (pat(k, add(k, s[i], val(k, p))) & sa[r]) | so[r])
+            for i in range(L):
+                total[i] = acc(k, total[i], val(k, pat(k, s[i])))
+        for i in range(L):
+            res[m_lo + i, n] = pat(k, total[i])
+
+
+#: A column with at least this many reached outputs is recomputed as one SIMD column.
+_COLUMN_THRESHOLD = 32
 
 
 def reached_outputs(ev, xor, cfg_shape, M, K, N, byp):
@@ -124,18 +194,26 @@ def reached_outputs(ev, xor, cfg_shape, M, K, N, byp):
     return outs, np.ascontiguousarray(rows[order]).reshape(-1, 5), ptr
 
 
-def replay_flips(x, w, masks, bypass, kernels, ev, xor, res):
+def replay_flips(ops: Prepared, kernels, ev, xor, res):
     """``res`` (int64 result patterns without flips) with the flips ``ev`` applied, in place."""
-    R, C = masks.shape[2:]
-    M, K = x.shape
-    N = w.shape[1]
-    byp = faulty_pes(masks) if bypass else np.zeros((R, C), bool)
-    outs, rows, ptr = reached_outputs(ev, xor, (R, C), M, K, N, byp)
+    M, K, N, byp = ops.M, ops.K, ops.N, ops.byp
+    outs, rows, ptr = reached_outputs(ev, xor, (ops.R, ops.C), M, K, N, byp)
     if len(outs) == 0:
         return res
-    nkf = -(-K // R)
-    _, _, (cum_and, cum_or) = row_segments(masks[0], ~byp)
-    wp = latched_weights(w, masks, bypass, nkf, R, C)
-    m64 = masks.astype(np.int64)
-    _replay(kernels, x, wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr, outs, res)
+    _, _, (cum_and, cum_or) = ops.segments
+    m64 = ops.masks.astype(np.int64)
+    per_col = np.bincount(outs[:, 1], minlength=N)
+    wide = per_col[outs[:, 1]] >= _COLUMN_THRESHOLD
+    if wide.any():  # columns many outputs of which are reached (a weight flip): SIMD over vectors
+        n_w = np.unique(outs[wide, 1])
+        lo = np.full(N, M, np.int64)
+        hi = np.zeros(N, np.int64)
+        np.minimum.at(lo, outs[wide, 1], outs[wide, 0])
+        np.maximum.at(hi, outs[wide, 1], outs[wide, 0] + 1)
+        cols = np.stack([n_w, lo[n_w], hi[n_w]], axis=1).astype(np.int64)
+        _replay_columns(kernels, ops.xT, ops.xv(kernels), ops.wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr,
+                        cols, res)
+    narrow = np.ascontiguousarray(outs[~wide])
+    if len(narrow):
+        _replay(kernels, ops.x, ops.wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr, narrow, res)
     return res

@@ -83,3 +83,11 @@ def test_transient_faults_in_a_model_run():
     assert out_only.accuracy < clean
     with torch.no_grad():
         assert run_model(qm, data, arr, flips=TransientFaults(ber=0.0)).accuracy == clean
+
+
+def test_an_exact_count_of_flips():
+    cfg = ArrayConfig(8, 8, FP16)
+    ev = random_flips(cfg, 30, 20, 10, None, seed=2, count=25)
+    assert len(ev) == 25 and np.array_equal(ev, random_flips(cfg, 30, 20, 10, None, seed=2, count=25))
+    with pytest.raises(FaultError, match="give one of ber and count"):
+        random_flips(cfg, 30, 20, 10, 1e-3, count=3)

@@ -190,3 +190,20 @@ def test_no_flips_is_the_run_without_flips():
     arr = SystolicArray(cfg, fm)
     for engine in ("cycle", "fast"):
         np.testing.assert_array_equal(bits(arr.matmul(x, w, engine, flips=[]).out), bits(arr.matmul(x, w, engine).out))
+
+
+@pytest.mark.parametrize("prec", [INT8, BF16])
+def test_weight_flips_reaching_many_vectors_take_the_column_path(prec):
+    """A weight flip early in a fold reaches every later input vector of its column: more than the
+    replay's column threshold (32), so the fast engine recomputes whole columns in SIMD lanes."""
+    cfg = ArrayConfig(3, 3, prec)
+    x, w = _gemm(prec, m=90, k=7, n=5, seed=4)
+    fm = FaultMap.random(cfg, 0.5, seed=5)
+    L = cfg.fold_cycles(90)
+    flips = [(1, 1, 1, "weight", 3), (L + 3 + 2 + 0 + 10, 2, 0, "weight", 5),  # load cycle; fold 1, vector 10 on
+             (3 + 0 + 1 + 40, 0, 1, "psum", 7), (3 + 1 + 1 + 50, 1, 1, "act", 2)]  # more flips in those columns
+    for mitigation in (None, "bypass"):
+        arr = SystolicArray(cfg, fm, mitigation)
+        want = bits(naive_matmul(x, w, fm.masks, mitigation == "bypass", prec, flips))
+        for engine in ("cycle", "fast"):
+            np.testing.assert_array_equal(bits(arr.matmul(x, w, engine, flips=flips).out), want)
