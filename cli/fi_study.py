@@ -3,9 +3,10 @@
 One trained model, the same weights, run on arrays of several precisions (FP32, FP16, BF16
 and int8 by default), under:
 
-* ``bits``: transient flips of one bit of one register site (act, weight, product, psum)
-  at a bit-error rate, or of GEMM results as they leave the array (``output``, what
-  MPGemmFI injects), for every bit of every site;
+* ``bits``: transient flips of one bit of one register site (act, weight, product, psum),
+  or of GEMM results as they leave the array (``output``, what MPGemmFI injects), for every
+  bit of every site, at a rate of ``per_image`` flips per image and GEMM (Poisson, placed
+  uniformly over the GEMM's cycles and PEs, or over its results);
 * ``stuck``: the same bit stuck at 0 or at 1 in a share of the PEs (permanent faults);
 * ``ber``: flips of every register bit at a sweep of bit-error rates, without protection
   and with the range check (:class:`protect.RangeCheck`, zeroing or clamping what it flags).
@@ -74,9 +75,9 @@ def _run_task(shared, task):
     flips, array, protect = None, SystolicArray(cfg), None
     if task["study"] == "bits":
         if task["site"] == "output":
-            flips = TransientFaults(seed=seed, out_rate=shared["out_rate"], out_bits=(task["bit"],))
+            flips = TransientFaults(seed=seed, out_per_image=shared["per_image"], out_bits=(task["bit"],))
         else:
-            flips = TransientFaults(ber=shared["ber"], seed=seed, sites=(task["site"],), bits=(task["bit"],))
+            flips = TransientFaults(per_image=shared["per_image"], seed=seed, sites=(task["site"],), bits=(task["bit"],))
     elif task["study"] == "stuck":
         fm = FaultMap.random(cfg, shared["stuck_rate"], seed=seed, sites=(task["site"],), bits=[task["bit"]],
                              value=task["value"])
@@ -120,8 +121,8 @@ def _key(task) -> str:
 
 
 def run_study(study, model, data, shape, precisions=PRECISION_NAMES, trials=2, seed=0, out_dir="examples/out",
-              executor=None, ber=2e-4, out_rate=2e-3, stuck_rate=0.01, bers=(1e-7, 1e-6, 1e-5, 3e-5, 1e-4),
-              batch_size=64, calib=None, progress=None, bits=None):
+              executor=None, per_image=1.0, stuck_rate=0.01, bers=(1e-9, 1e-8, 1e-7, 1e-6),
+              batch_size=256, calib=None, progress=None, bits=None):
     """Run one study; returns ``(rows, csv path)``. ``data`` is a Dataset (its test split is used);
     ``bits`` restricts the bits and stuck studies to these bit positions."""
     from efat.executors import make_executor
@@ -138,12 +139,12 @@ def run_study(study, model, data, shape, precisions=PRECISION_NAMES, trials=2, s
         raise ValueError(f"trials must be an int >= 1; got {trials!r}.")
     calib = data.x_train[:512] if calib is None else calib
     models = {p: quantize(model, calib, _precision(p)) for p in precisions}
-    shared = dict(shape=tuple(shape), models=models, x=data.x_test, y=data.y_test, seed=seed, ber=ber,
-                  out_rate=out_rate, stuck_rate=stuck_rate, bers=tuple(bers), batch_size=batch_size)
+    shared = dict(shape=tuple(shape), models=models, x=data.x_test, y=data.y_test, seed=seed, per_image=per_image,
+                  stuck_rate=stuck_rate, bers=tuple(bers), batch_size=batch_size)
     if study == "ber":
         shared["checks"] = {p: RangeCheck.calibrate(models[p], calib, ArrayConfig(*shape, _precision(p)))
                             for p in precisions}
-    settings = {k: v for k, v in shared.items() if k in ("shape", "seed", "ber", "out_rate", "stuck_rate", "bers",
+    settings = {k: v for k, v in shared.items() if k in ("shape", "seed", "per_image", "stuck_rate", "bers",
                                                          "batch_size")}
     settings["bits"] = None if bits is None else sorted(bits)
     settings.update(model=type(model).__name__, data=data.name, n_test=len(data.y_test))

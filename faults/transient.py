@@ -15,6 +15,7 @@ layer), so the flips of a GEMM do not depend on what other layers drew.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -106,22 +107,37 @@ def random_output_flips(m: int, n: int, rate: float, seed=0, bits=range(32)) -> 
             zip(rng.integers(0, m, count), rng.integers(0, n, count), bits[rng.integers(0, bits.size, count)])]
 
 
+def _check_rate(value, name, unit) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= float(value) < math.inf:
+        raise FaultError(f"{name} must be a number >= 0 ({unit}); got {value!r}.")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class TransientFaults:
     """A source of soft errors for model runs (``run_model(..., flips=TransientFaults(...))``).
 
+    Register flips come at a rate per register bit and cycle (``ber``) or per input image
+    (``per_image``: each GEMM gets a Poisson number of flips with mean ``per_image`` times the
+    images in its batch, placed as :func:`random_flips` places them), at most one of the two.
+    Output flips likewise: ``out_rate`` per result or ``out_per_image`` per image.
+
     Parameters
     ----------
-    ber : float
+    ber : float in [0, 1]
         Register bit-error rate per cycle (see :func:`random_flips`); 0 for none.
+    per_image : float >= 0
+        Register flips per image and GEMM (a rate that means the same on every layer size).
     seed : int
     sites : sequence of site names
         Registers that flip (default: all four).
     bits : sequence of int, optional
         Only these bit positions.
-    out_rate : float
-        Also flip GEMM results as they leave the array: each with this probability, on one
-        random bit of ``out_bits`` (see :func:`random_output_flips`).
+    out_rate : float in [0, 1]
+        Flip GEMM results as they leave the array: each with this probability, on one random
+        bit of ``out_bits`` (see :func:`random_output_flips`).
+    out_per_image : float >= 0
+        Output flips per image and GEMM.
     out_bits : sequence of int
         Bit positions output flips choose from (default: all 32).
     """
@@ -132,6 +148,8 @@ class TransientFaults:
     bits: tuple | None = None
     out_rate: float = 0.0
     out_bits: tuple = field(default=tuple(range(32)))
+    per_image: float = 0.0
+    out_per_image: float = 0.0
 
     def __post_init__(self):
         _check_ber(self.ber)
@@ -142,17 +160,32 @@ class TransientFaults:
         if isinstance(self.seed, bool) or not isinstance(self.seed, Integral) or self.seed < 0:
             raise FaultError(f"seed must be a non-negative int; got {self.seed!r}.")
         _check_ber(self.out_rate, "out_rate", "flips per GEMM result")
+        _check_rate(self.per_image, "per_image", "register flips per image and GEMM")
+        _check_rate(self.out_per_image, "out_per_image", "output flips per image and GEMM")
+        if self.ber > 0 and self.per_image > 0:
+            raise FaultError("give ber or per_image for register flips, not both.")
+        if self.out_rate > 0 and self.out_per_image > 0:
+            raise FaultError("give out_rate or out_per_image for output flips, not both.")
 
     def session(self):
-        """A callable ``(layer name, cfg, m, k, n) -> (flips, out_flips)`` with fresh GEMM counters."""
+        """A callable ``(layer name, cfg, m, k, n, batch) -> (flips, out_flips)`` with fresh
+        GEMM counters (``batch``: images in the GEMM's batch)."""
         counts: dict[str, int] = {}
 
-        def draw(name, cfg, m, k, n):
+        def draw(name, cfg, m, k, n, batch=1):
             i = counts.get(name, 0)
             counts[name] = i + 1
             rng = np.random.default_rng([self.seed, zlib.crc32(name.encode()), i])
-            flips = random_flips(cfg, m, k, n, self.ber, rng, self.sites, self.bits) if self.ber > 0 else None
-            outs = random_output_flips(m, n, self.out_rate, rng, self.out_bits) if self.out_rate > 0 else None
+            flips = outs = None
+            if self.ber > 0:
+                flips = random_flips(cfg, m, k, n, self.ber, rng, self.sites, self.bits)
+            elif self.per_image > 0:
+                count = int(rng.poisson(self.per_image * batch))
+                flips = random_flips(cfg, m, k, n, None, rng, self.sites, self.bits, count=count)
+            if self.out_rate > 0:
+                outs = random_output_flips(m, n, self.out_rate, rng, self.out_bits)
+            elif self.out_per_image > 0:
+                outs = random_output_flips(m, n, self.out_per_image * batch / (m * n), rng, self.out_bits)
             return flips, outs
 
         return draw

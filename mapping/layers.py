@@ -31,7 +31,7 @@ class _SimState:
         self.w_q, self.w_scale = self.codec.weight(layer.weight)
         self.array = None
         self.engine = "fast"
-        self.flips = None  # callable (name, cfg, m, k, n) -> (flips, out_flips) of one GEMM, or None
+        self.flips = None  # callable (name, cfg, m, k, n, batch) -> (flips, out_flips) of one GEMM, or None
         self.guard = None  # callable (name, array, x, w, out) -> out: run-time protection, or None
         self.n_cycles = 0  # cycles of every GEMM run since the last reset
 
@@ -44,7 +44,7 @@ def _forward(layer, x: torch.Tensor) -> torch.Tensor:
     if not st.codec.nan_allowed:
         check_finite_input(st.name, x)
     xo = lower_input(layer, st.codec.act(x, st.a_scale))
-    flips, out_flips = (None, None) if st.flips is None else st.flips(st.name, st.array.cfg, m, k, n)
+    flips, out_flips = (None, None) if st.flips is None else st.flips(st.name, st.array.cfg, m, k, n, x.shape[0])
     res = st.array.matmul(xo, st.w_q, engine=st.engine, flips=flips, out_flips=out_flips)
     st.n_cycles += res.n_cycles
     out = res.out if st.guard is None else st.guard(st.name, st.array, xo, st.w_q, res.out)

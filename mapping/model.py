@@ -78,7 +78,8 @@ class QuantizedModel:
         """Attach every simulated layer to ``array`` for the duration of the block.
 
         ``flips`` (optional) is a transient fault source: a callable ``(layer name, cfg, M,
-        K, N) -> (flips, out_flips)`` called for every GEMM, e.g. a
+        K, N, batch) -> (flips, out_flips)`` called for every GEMM (``batch``: the images in
+        it), e.g. a
         :class:`faults.TransientFaults`' :meth:`~faults.TransientFaults.session`.
         ``guard`` (optional) checks every GEMM result on the host: a callable ``(layer name,
         array, x, w, out) -> out`` (e.g. a :class:`protect.RangeCheck` session).

@@ -28,17 +28,15 @@ def register(sub):
     p.add_argument("--precisions", default="fp32,fp16,bf16,int8", metavar="P,...",
                    help="array precisions, comma-separated, of fp32, fp16, bf16, int8")
     p.add_argument("--trials", type=int, default=2, metavar="N", help="random draws per point (>= 1)")
-    p.add_argument("--ber", type=float, default=2e-4, metavar="RATE",
-                   help="bits study: flips per bit per cycle of the one register bit under study")
-    p.add_argument("--out-rate", type=float, default=2e-3, metavar="RATE",
-                   help="bits study: probability that a GEMM output has the bit under study flipped")
+    p.add_argument("--flips-per-image", type=float, default=1.0, metavar="RATE",
+                   help="bits study: flips of the bit under study per image and GEMM (a Poisson mean)")
     p.add_argument("--stuck-rate", type=float, default=0.01, metavar="FRACTION",
                    help="stuck study: share of PEs with the bit stuck")
-    p.add_argument("--bers", type=floats, default="1e-7,1e-6,1e-5,3e-5,1e-4", metavar="B1,B2,...",
+    p.add_argument("--bers", type=floats, default="1e-9,1e-8,1e-7,1e-6", metavar="B1,B2,...",
                    help="ber study: bit-error rates, comma-separated")
     p.add_argument("--bits", default=None, metavar="B,...",
                    help="bits and stuck studies: only these bit positions, comma-separated (default: every bit)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per simulated batch")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per simulated batch")
     p.add_argument("--out", default="examples/out", metavar="DIR", help="folder for the CSVs and PNGs")
     p.add_argument("--quick", action="store_true",
                    help="a fast smoke run: 1 trial, 120 test images, fp16 and int8 unless --precisions is given")
@@ -53,10 +51,10 @@ def _check(args):
     bad = [n for n in names if n not in PRECISION_NAMES]
     if bad or not names:
         raise ValueError(f"--precisions must name some of {', '.join(PRECISION_NAMES)}; got {args.precisions!r}.")
-    for name, v, lo, hi in (("--ber", args.ber, 0, 1), ("--out-rate", args.out_rate, 0, 1),
-                            ("--stuck-rate", args.stuck_rate, 0, 1)):
-        if not lo < v <= hi:
-            raise ValueError(f"{name} must be in ({lo}, {hi}]; got {v}.")
+    if not 0 < args.flips_per_image <= 100:
+        raise ValueError(f"--flips-per-image must be in (0, 100]; got {args.flips_per_image}.")
+    if not 0 < args.stuck_rate <= 1:
+        raise ValueError(f"--stuck-rate must be in (0, 1]; got {args.stuck_rate}.")
     if any(not 0 < b <= 1 for b in args.bers):
         raise ValueError(f"--bers must be rates in (0, 1]; got {args.bers}.")
     for name, v in (("--trials", args.trials), ("--batch-size", args.batch_size), ("--rows", args.rows),
@@ -89,15 +87,15 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     rows = {}
     common = dict(precisions=precisions, trials=trials, seed=args.seed, out_dir=args.out, executor=spec,
-                  ber=args.ber, out_rate=args.out_rate, stuck_rate=args.stuck_rate, bers=args.bers,
+                  per_image=args.flips_per_image, stuck_rate=args.stuck_rate, bers=args.bers,
                   batch_size=args.batch_size, bits=args.bits)
     for study in studies:
         rows[study], csv_path = run_study(study, model, data, (args.rows, args.cols), **common)
         png = csv_path[:-4] + ".png"
         if study == "bits":
             plot_bits(png, rows[study], precisions,
-                      f"Transient flips of one bit: BER {args.ber:g} per register bit and cycle, output flips "
-                      f"{args.out_rate:g} per result\n{what}, mean of {trials} runs")
+                      f"Transient flips of one bit, {args.flips_per_image:g} per image and GEMM (registers or "
+                      f"outputs)\n{what}, mean of {trials} runs")
             _print_bits(summarize_bits(rows[study], precisions))
         elif study == "stuck":
             plot_stuck(png, rows[study], precisions,
@@ -110,8 +108,8 @@ def run(args):
     if "bits" in rows and "stuck" in rows:
         png = os.path.join(args.out, "fi_transient_vs_permanent.png")
         plot_transient_vs_permanent(png, rows["bits"], rows["stuck"], precisions,
-                                    f"Transient (BER {args.ber:g}) against permanent ({100 * args.stuck_rate:g}% "
-                                    f"of PEs) faults of one bit; {what}")
+                                    f"Transient ({args.flips_per_image:g} per image and GEMM) against permanent "
+                                    f"({100 * args.stuck_rate:g}% of PEs) faults of one bit; {what}")
         print(f"wrote {png}")
     return 0
 

@@ -95,14 +95,36 @@ def _replay(k, x, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, outs, res):
         res[m, n] = pat(k, total)
 
 
+@njit(cache=True, inline="always")
+def _mac_run(k, s, a, w, lo, hi, pa, po, sa, so):
+    """``s[i] = psum(s[i] + product(w * a[i]))`` for ``i`` in ``[lo, hi)``: independent lanes."""
+    ss = s[lo:hi]
+    aa = a[lo:hi]
+    if pa == -1 and po == 0 and sa == -1 and so == 0:
+        for i in range(ss.size):
+            ss[i] = add(k, ss[i], mul(k, w, aa[i]))
+    else:
+        for i in range(ss.size):
+            p = (pat(k, mul(k, w, aa[i])) & pa) | po
+            ss[i] = val(k, (pat(k, add(k, ss[i], val(k, p))) & sa) | so)
+
+
 @njit(cache=True, parallel=True)
 def _replay_columns(k, xT, xv, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, cols, res):
     """Recompute ``res[m_lo:m_hi, n]`` for every ``(n, m_lo, m_hi)`` in ``cols``: a column's
-    chains for a range of input vectors at once, SIMD over the vectors in rows without flips.
-    ``xv`` is ``xT`` decoded (the acts of a PE without act faults to its left)."""
+    chains for a range of input vectors at once, in SIMD lanes over the vectors.
+
+    ``xv`` is ``xT`` decoded (the acts of a PE without act faults to its left). In a row with
+    weight flips for this column the lanes run piecewise, the weight changing at each flip's
+    first input vector; the few vectors an act, product or psum flip reaches are recomputed
+    one by one afterwards from their kept chain values.
+    """
     K, M = xT.shape
     R, C = byp.shape
     nkf = wp.shape[0] // R
+    n_ev = 1
+    for i in range(ptr.shape[0] - 1):
+        n_ev = max(n_ev, ptr[i + 1] - ptr[i])
     for q in prange(cols.shape[0]):
         n, m_lo, m_hi = cols[q, 0], cols[q, 1], cols[q, 2]
         L = m_hi - m_lo
@@ -111,7 +133,10 @@ def _replay_columns(k, xT, xv, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr
         s = np.empty(L, type(k.zero))
         a = np.empty(L, type(k.zero))
         total = np.full(L, k.zero)
-        pa, po, sa, so = pm[0, :, c], pm[1, :, c], sm[0, :, c], sm[1, :, c]
+        cut = np.empty(n_ev + 2, np.int64)  # first lane of each weight piece
+        flip_at = np.empty(n_ev + 2, np.int64)  # XOR pattern starting there
+        one = np.empty(n_ev, np.int64)  # lanes to redo one by one
+        kept = np.empty(n_ev, type(k.zero))
         for kf in range(nkf):
             f = nf * nkf + kf
             s[:] = k.zero
@@ -120,16 +145,18 @@ def _replay_columns(k, xT, xv, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr
                     continue
                 kk = kf * R + r
                 e0, e1 = ptr[f * R + r], ptr[f * R + r + 1]
-                here = False  # a flip of this row and fold that can reach column c
+                n_cut = 0
+                n_one = 0
                 for e in range(e0, e1):
-                    if ev[e, 1] == c or (ev[e, 2] == _ACT and ev[e, 1] < c):
-                        here = True
-                if here:  # chain by chain
-                    for i in range(L):
-                        xp = np.int64(xT[kk, m_lo + i]) if kk < K else np.int64(0)
-                        s[i] = _pe_with_flips(k, xp, m_lo + i, r, c, n, kk, s[i], wp, byp, am, wm, pm, sm,
-                                              cum_and, cum_or, ev, e0, e1)
-                    continue
+                    ec, site = ev[e, 1], ev[e, 2]
+                    if site == _WEIGHT and ec == c:
+                        cut[n_cut] = min(max(ev[e, 0] - R - r - c, m_lo), m_hi) - m_lo
+                        flip_at[n_cut] = ev[e, 3]
+                        n_cut += 1
+                    elif (ec == c or (site == _ACT and ec < c)) and m_lo <= ev[e, 4] < m_hi:
+                        one[n_one] = ev[e, 4] - m_lo
+                        kept[n_one] = s[ev[e, 4] - m_lo]
+                        n_one += 1
                 ca, co = cum_and[r, c], cum_or[r, c]
                 if kk < K and ca == -1 and co == 0:
                     a[:] = xv[kk, m_lo:m_hi]
@@ -139,14 +166,28 @@ def _replay_columns(k, xT, xv, wp, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr
                         a[i] = dec(k, (np.int64(xr[i]) & ca) | co)
                 else:
                     a[:] = dec(k, co)
-                w = dec(k, wp[kk, n])
-                if pa[r] == -1 and po[r] == 0 and sa[r] == -1 and so[r] == 0:
-                    for i in range(L):
-                        s[i] = add(k, s[i], mul(k, w, a[i]))
+                pa, po, sa, so = pm[0, r, c], pm[1, r, c], sm[0, r, c], sm[1, r, c]
+                if n_cut == 0:
+                    _mac_run(k, s, a, dec(k, wp[kk, n]), 0, L, pa, po, sa, so)
                 else:
-                    for i in range(L):
-                        p = (pat(k, mul(k, w, a[i])) & pa[r]) | po[r]
-                        s[i] = val(k, (pat(k, add(k, s[i], val(k, p))) & sa[r]) | so[r])
+                    order = np.argsort(cut[:n_cut])
+                    lo = 0
+                    x_or = np.int64(0)
+                    for j in range(n_cut + 1):
+                        hi = cut[order[j]] if j < n_cut else L
+                        w = wp[kk, n]
+                        if x_or != 0:
+                            w = ((w ^ x_or) & wm[0, r, c]) | wm[1, r, c]
+                        if hi > lo:
+                            _mac_run(k, s, a, dec(k, w), lo, hi, pa, po, sa, so)
+                            lo = hi
+                        if j < n_cut:
+                            x_or ^= flip_at[order[j]]
+                for j in range(n_one):  # vectors an act, product or psum flip reaches: exactly, from the kept value
+                    i = one[j]
+                    xp = np.int64(xT[kk, m_lo + i]) if kk < K else np.int64(0)
+                    s[i] = _pe_with_flips(k, xp, m_lo + i, r, c, n, kk, kept[j], wp, byp, am, wm, pm, sm,
+                                          cum_and, cum_or, ev, e0, e1)
             for i in range(L):
                 total[i] = acc(k, total[i], val(k, pat(k, s[i])))
         for i in range(L):
@@ -158,10 +199,14 @@ _COLUMN_THRESHOLD = 32
 
 
 def reached_outputs(ev, xor, cfg_shape, M, K, N, byp):
-    """The outputs the flips can reach, and the flips re-laid out for :func:`_replay`.
+    """What the flips can reach, and the flips re-laid out for the kernels.
 
-    Returns ``(outs (Q, 2), rows (E', 5), ptr)``: rows ``(cycle in fold, c, site, xor, m)``
-    of the flips that reach something, grouped by (fold, row).
+    Returns ``(cols (Q, 3), outs (P, 2), rows (E', 5), ptr)``: the columns recomputed whole
+    over a range of input vectors, ``(n, m_lo, m_hi)`` (a column with a weight flip, which
+    reaches every vector from its first on, or with at least :data:`_COLUMN_THRESHOLD`
+    reached outputs); the other reached outputs ``(m, n)`` one by one; and rows
+    ``(cycle in fold, c, site, xor, m)`` of the flips that reach something, grouped by
+    (fold, row) with ``ptr``.
     """
     R, C = cfg_shape
     L = 2 * R + C + M - 2
@@ -174,46 +219,46 @@ def reached_outputs(ev, xor, cfg_shape, M, K, N, byp):
     live = ~byp[r, c] & (n0 < N)
     is_weight = site == _WEIGHT
     live &= np.where(is_weight, np.maximum(m, 0) < M, (m >= 0) & (m < M))
-    outs = []
-    for i in np.nonzero(live)[0]:
-        if site[i] == _WEIGHT:
-            ms = np.arange(max(0, m[i]), M)
-            outs.append(ms * N + n0[i])
-        elif site[i] == _ACT:
+    lo = np.full(N, M, np.int64)  # per column: the first vector a weight flip reaches
+    w = live & is_weight
+    np.minimum.at(lo, n0[w], np.maximum(m[w], 0))
+    singles = []
+    for i in np.nonzero(live & ~is_weight)[0]:
+        if site[i] == _ACT:
             ns = np.arange(n0[i], min(N, n0[i] - c[i] + C))
-            outs.append(m[i] * N + ns)
+            singles.append(m[i] * N + ns)
         else:
-            outs.append(np.array([m[i] * N + n0[i]]))
-    flat = np.unique(np.concatenate(outs)) if outs else np.zeros(0, np.int64)
+            singles.append(np.array([m[i] * N + n0[i]]))
+    flat = np.unique(np.concatenate(singles)) if singles else np.zeros(0, np.int64)
+    sm, sn = flat // N, flat % N
+    per_col = np.bincount(sn, minlength=N)
+    whole = (lo < M) | (per_col >= _COLUMN_THRESHOLD)
+    hi = np.zeros(N, np.int64)
+    hi[lo < M] = M
+    np.minimum.at(lo, sn[whole[sn]], sm[whole[sn]])
+    np.maximum.at(hi, sn[whole[sn]], sm[whole[sn]] + 1)
+    n_w = np.nonzero(whole)[0]
+    cols = np.stack([n_w, lo[n_w], hi[n_w]], axis=1).astype(np.int64).reshape(-1, 3)
+    outs = np.stack([sm[~whole[sn]], sn[~whole[sn]]], axis=1).astype(np.int64).reshape(-1, 2)
     keep = np.nonzero(live)[0]
     rows = np.stack([local[keep], c[keep], site[keep], xor[keep], m[keep]], axis=1).astype(np.int64)
     key = f[keep] * R + r[keep]
     order = np.argsort(key, kind="stable")
     ptr = np.searchsorted(key[order], np.arange(nkf * nnf * R + 1)).astype(np.int64)
-    outs = np.stack([flat // N, flat % N], axis=1).astype(np.int64)
-    return outs, np.ascontiguousarray(rows[order]).reshape(-1, 5), ptr
+    return cols, outs, np.ascontiguousarray(rows[order]).reshape(-1, 5), ptr
 
 
 def replay_flips(ops: Prepared, kernels, ev, xor, res):
     """``res`` (int64 result patterns without flips) with the flips ``ev`` applied, in place."""
     M, K, N, byp = ops.M, ops.K, ops.N, ops.byp
-    outs, rows, ptr = reached_outputs(ev, xor, (ops.R, ops.C), M, K, N, byp)
-    if len(outs) == 0:
+    cols, outs, rows, ptr = reached_outputs(ev, xor, (ops.R, ops.C), M, K, N, byp)
+    if len(outs) == 0 and len(cols) == 0:
         return res
     _, _, (cum_and, cum_or) = ops.segments
     m64 = ops.masks.astype(np.int64)
-    per_col = np.bincount(outs[:, 1], minlength=N)
-    wide = per_col[outs[:, 1]] >= _COLUMN_THRESHOLD
-    if wide.any():  # columns many outputs of which are reached (a weight flip): SIMD over vectors
-        n_w = np.unique(outs[wide, 1])
-        lo = np.full(N, M, np.int64)
-        hi = np.zeros(N, np.int64)
-        np.minimum.at(lo, outs[wide, 1], outs[wide, 0])
-        np.maximum.at(hi, outs[wide, 1], outs[wide, 0] + 1)
-        cols = np.stack([n_w, lo[n_w], hi[n_w]], axis=1).astype(np.int64)
-        _replay_columns(kernels, ops.xT, ops.xv(kernels), ops.wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr,
-                        cols, res)
-    narrow = np.ascontiguousarray(outs[~wide])
-    if len(narrow):
-        _replay(kernels, ops.x, ops.wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr, narrow, res)
+    if len(cols):  # whole columns over a range of vectors, in SIMD lanes
+        _replay_columns(kernels, ops.xT, ops.xv(kernels), ops.wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and,
+                        cum_or, rows, ptr, cols, res)
+    if len(outs):
+        _replay(kernels, ops.x, ops.wp, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr, outs, res)
     return res

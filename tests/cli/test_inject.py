@@ -68,7 +68,7 @@ def test_an_interrupted_study_resumes_from_its_progress_file(tmp_path, monkeypat
 
 @pytest.mark.parametrize("argv, match", [
     (["bits", "--precisions", "fp64"], "--precisions must name some of fp32, fp16, bf16, int8; got 'fp64'"),
-    (["bits", "--ber", "0"], r"--ber must be in \(0, 1\]; got 0.0"),
+    (["bits", "--flips-per-image", "0"], r"--flips-per-image must be in \(0, 100\]; got 0.0"),
     (["ber", "--bers", "1e-5,2"], r"--bers must be rates in \(0, 1\]"),
     (["bits", "--bits", "0,40"], r"--bits must be bit positions in \[0, 31\]; got \[0, 40\]"),
     (["bits", "--bits", "x"], "--bits must be comma-separated bit positions"),

@@ -91,3 +91,14 @@ def test_an_exact_count_of_flips():
     assert len(ev) == 25 and np.array_equal(ev, random_flips(cfg, 30, 20, 10, None, seed=2, count=25))
     with pytest.raises(FaultError, match="give one of ber and count"):
         random_flips(cfg, 30, 20, 10, 1e-3, count=3)
+
+
+def test_flips_per_image_scale_with_the_batch():
+    src = TransientFaults(per_image=2.0, seed=4, out_per_image=1.0)
+    draw = src.session()
+    cfg = ArrayConfig(8, 8)
+    sizes = [(len(f), len(o)) for f, o in (draw("l", cfg, 64 * 9, 20, 6, 64) for _ in range(200))]
+    flips, outs = np.array(sizes).mean(axis=0)
+    assert abs(flips - 128) < 4 * np.sqrt(128 / 200) and abs(outs - 64) < 4 * np.sqrt(64 / 200), (flips, outs)
+    with pytest.raises(FaultError, match="give ber or per_image"):
+        TransientFaults(ber=1e-6, per_image=1.0)
