@@ -33,6 +33,9 @@ def register(sub):
                       help="a saved Population; pick one chip with --chip (default: none)")
     chip.add_argument("--chip", default=None, metavar="ID",
                       help="chip id or index in --population (default: the first chip)")
+    p.add_argument("--precision", default=None, metavar="NAME",
+                   help="array precision: int8, fp32, fp16, bf16, fp8_e4m3 or fp8_e5m2 (default: the --fault-map's "
+                        "or --population's when --rows/--cols are left out, else int8)")
     p.add_argument("--engine", default="fast", choices=("fast", "cycle"), help="simulator engine")
     p.add_argument("--batch-size", type=int, default=512, metavar="N", help="inputs per simulated batch")
     p.add_argument("--plot", default=None, metavar="FILE.png",
@@ -68,12 +71,19 @@ def _chip(args):
 
 def _array_and_chip(args):
     from faults import SITES, FaultMap
-    from simulator import ArrayConfig
+    from simulator import INT8, ArrayConfig
+
+    from simulator import precision_by_name
 
     fm, name = _chip(args)
+    precision = None if args.precision is None else precision_by_name(args.precision)
+    if fm is not None and precision is not None and precision != fm.cfg.precision:
+        raise ValueError(f"--precision {args.precision}: the fault map is for {fm.cfg.precision.name} "
+                         "(leave --precision out to use it).")
     if fm is not None and args.rows is None and args.cols is None:
         return fm.cfg, fm, name  # the file's array
-    cfg = ArrayConfig(32 if args.rows is None else args.rows, 32 if args.cols is None else args.cols)
+    cfg = ArrayConfig(32 if args.rows is None else args.rows, 32 if args.cols is None else args.cols,
+                      precision if precision is not None else INT8)
     if fm is None:
         rate = 0.02 if args.rate is None else args.rate
         sites = SITES if args.sites is None else tuple(s.strip() for s in args.sites.split(","))
@@ -100,18 +110,20 @@ def run(args):
     def acc_on(arr):
         return run_model(qm, data, arr, engine=args.engine, batch_size=args.batch_size).accuracy
 
+    fmt = "int8" if cfg.precision.name == "int8x8->int32" else cfg.precision.name
     results = {
         "data": data.name,
         "model": args.model,
         "array": f"{cfg.rows}x{cfg.cols}",
+        "precision": cfg.precision.name,
         "chip": chip_name,
         "fault_rate": fm.rate,
         "n_faulty": fm.n_faulty,
         "accuracy": {
             "float": float_acc,
-            "int8, fault-free chip": acc_on(SystolicArray(cfg)),
-            "int8, faulty chip": acc_on(SystolicArray(cfg, fm)),
-            "int8, faulty chip + bypass": acc_on(SystolicArray(cfg, fm, "bypass")),
+            f"{fmt}, fault-free chip": acc_on(SystolicArray(cfg)),
+            f"{fmt}, faulty chip": acc_on(SystolicArray(cfg, fm)),
+            f"{fmt}, faulty chip + bypass": acc_on(SystolicArray(cfg, fm, "bypass")),
         },
     }
     rows = layer_report(model, tuple(data.input_shape), cfg)
@@ -122,13 +134,13 @@ def run(args):
         base = os.path.splitext(args.plot)[0]
         write_csv(base + ".csv", sweep)
         plot_accuracy_vs_rate(args.plot, sweep, {"float": float_acc,
-                                                 "int8 fault-free": results["accuracy"]["int8, fault-free chip"]},
+                                                 f"{fmt} fault-free": results["accuracy"][f"{fmt}, fault-free chip"]},
                               f"{args.model} on {data.name}, {cfg.rows}x{cfg.cols} array, {args.trials} chips per rate")
         results["sweep"] = {"png": args.plot, "csv": base + ".csv"}
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{args.model} on {data.name} ({len(data.x_test)} test inputs), {cfg.rows}x{cfg.cols} array, "
+    print(f"{args.model} on {data.name} ({len(data.x_test)} test inputs), {cfg.rows}x{cfg.cols} {fmt} array, "
           f"chip: {chip_name}, {fm.n_faulty} faulty PEs ({fm.rate:.2%})")
     for k, v in results["accuracy"].items():
         print(f"  {k:<28} {100 * v:6.2f}%")

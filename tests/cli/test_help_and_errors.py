@@ -117,3 +117,19 @@ def test_figure_titles_state_the_constraint_their_numbers_use(monkeypatch, tmp_p
     plot_required_epochs(tmp_path / "e.png", p)
     assert any(c.text() in t for t in titles), titles
     assert "drop <= 2 points for >= 85% of chips (80% confidence)" == c.text()
+
+
+def test_simulate_in_a_float_precision(capsys, tmp_path):
+    import json
+
+    assert main(["simulate", "--model", "mlp", "--rows", "8", "--cols", "8", "--precision", "bf16", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["precision"] == "bf16" and set(res["accuracy"]) == {
+        "float", "bf16, fault-free chip", "bf16, faulty chip", "bf16, faulty chip + bypass"}
+    assert abs(res["accuracy"]["bf16, fault-free chip"] - res["accuracy"]["float"]) <= 0.01
+    FaultMap.random(ArrayConfig(8, 8), 0.1, seed=0).save(tmp_path / "m.npz")
+    line = _one_line_error(capsys, ["simulate", "--model", "mlp", "--precision", "fp16", "--fault-map",
+                                    str(tmp_path / "m.npz")])
+    assert "--precision fp16: the fault map is for int8x8->int32" in line
+    line = _one_line_error(capsys, ["simulate", "--model", "mlp", "--precision", "fp64"])
+    assert "precision must be one of" in line and "'fp64'" in line
