@@ -23,16 +23,13 @@ __all__ = ["run_fast"]
 
 
 def run_fast(x, w, masks, bypass, precision, kernels, flips=None, xor=None):
-    """Result patterns (int64 ``(M, N)``) of the GEMM of operand patterns ``x``, ``w``.
+    """Result patterns (an integer array ``(M, N)``) of the GEMM of operand patterns ``x``, ``w``.
 
     ``flips`` is a validated ``(E, 5)`` event array (:func:`simulator.flips.check_flips`)
     with the events' XOR patterns ``xor``, or None.
     """
     ops = Prepared(x, w, masks, bypass)
-    if precision.blas_exact:
-        out = run_blas(x, w, masks, bypass, precision).astype(np.int64, copy=False)
-    else:
-        out = run_ordered(ops, kernels)
+    out = run_blas(x, w, masks, bypass, precision) if precision.blas_exact else run_ordered(ops, kernels)
     if flips is not None and len(flips):
-        out = replay_flips(ops, kernels, flips, xor, out)
+        out = replay_flips(ops, kernels, flips, xor, out.astype(np.int64, copy=False))
     return out
