@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 
 from .args import Parser
-from .commands import assign, demo, inject, plan, population, resilience, retrain, simulate, timing
+from .commands import assign, demo, inject, multipliers, plan, population, resilience, retrain, simulate, timing
 
-COMMANDS = (demo, simulate, resilience, plan, retrain, assign, population, timing, inject)
+COMMANDS = (demo, simulate, resilience, plan, retrain, assign, population, timing, inject, multipliers)
 
 
 def build_parser() -> Parser:

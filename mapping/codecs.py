@@ -1,7 +1,7 @@
 """How a layer's float tensors become the array's operands and come back: one codec per
 kind of precision.
 
-* **Integer precisions** (:class:`IntCodec`): symmetric quantization (:mod:`mapping.quant`):
+* **Integer and LUT precisions** (:class:`IntCodec`): symmetric quantization (:mod:`mapping.quant`):
   per-channel weight scales, one calibrated activation scale per layer, int32 results
   dequantized on the host.
 * **Float precisions** (:class:`FloatCodec`): operands are the float values rounded to the
@@ -19,7 +19,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from simulator import FloatPrecision, IntPrecision
+from simulator import FloatPrecision, IntPrecision, LutPrecision
 
 from .errors import MappingError
 from .quant import act_scale, dequantize, quantize_act, quantize_weight
@@ -95,7 +95,7 @@ class FloatCodec:
 
 
 #: Which codec maps models onto which kind of precision (a new kind registers here).
-CODECS = {IntPrecision: IntCodec, FloatPrecision: FloatCodec}
+CODECS = {IntPrecision: IntCodec, LutPrecision: IntCodec, FloatPrecision: FloatCodec}
 
 
 def codec_for(precision):

@@ -10,8 +10,9 @@ from .config import ArrayConfig
 from .errors import ConfigError, FaultMaskError, OperandError
 from .flips import FLIP_DTYPE, Flip, OutputFlip
 from .masks import check_masks, faulty_pes, identity_masks, stuck
-from .precision import (BF16, FP8_E4M3, FP8_E5M2, FP16, FP32, INT8, SITES, FloatPrecision, IntPrecision, Precision,
-                        precision_by_name, precision_from_dict)
+from .multipliers import MULTIPLIERS, cell_share, error_metrics, load_table, multiplier, multiplier_table
+from .precision import (BF16, FP8_E4M3, FP8_E5M2, FP16, FP32, INT8, SITES, FloatPrecision, IntPrecision,
+                        LutPrecision, Precision, precision_by_name, precision_from_dict)
 from .scalesim import ConvParams, Layer, ScaleSimReport, layer_timings, read_config, read_topology, scalesim_report
 from .timing import GemmTiming, gemm_timing
 
@@ -22,6 +23,13 @@ __all__ = [
     "Precision",
     "IntPrecision",
     "FloatPrecision",
+    "LutPrecision",
+    "multiplier",
+    "multiplier_table",
+    "MULTIPLIERS",
+    "error_metrics",
+    "cell_share",
+    "load_table",
     "INT8",
     "FP32",
     "FP16",

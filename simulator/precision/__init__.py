@@ -4,7 +4,8 @@ A precision owns the operand and result formats, the register widths, the kernel
 engines run and a slow exact reference; the engines never branch on its type. Built in:
 :class:`IntPrecision` (two's complement, wrap-around; :data:`INT8` is the default) and
 :class:`FloatPrecision` (:data:`FP32`, :data:`FP16`, :data:`BF16`, :data:`FP8_E4M3`,
-:data:`FP8_E5M2`: FP32 products and accumulation).
+:data:`FP8_E5M2`: FP32 products and accumulation) and :class:`LutPrecision` (an 8-bit
+multiplier given as a product table: approximate multipliers).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from ..errors import ConfigError
 from .base import SITES, Precision, register, sext
 from .floating import BF16, FORMATS, FP8_E4M3, FP8_E5M2, FP16, FP32, FloatPrecision, decode_reference
 from .integer import INT8, IntPrecision
+from .lut import LutPrecision, exact_table, lookup
 
-__all__ = ["Precision", "IntPrecision", "FloatPrecision", "INT8", "FP32", "FP16", "BF16", "FP8_E4M3", "FP8_E5M2",
+__all__ = ["Precision", "IntPrecision", "FloatPrecision", "LutPrecision", "exact_table", "lookup", "INT8", "FP32", "FP16", "BF16", "FP8_E4M3", "FP8_E5M2",
            "FORMATS", "SITES", "precision_from_dict", "precision_by_name", "register", "sext", "decode_reference"]
 
 #: The precisions known by name (``efat ... --precision NAME``).
@@ -34,8 +36,10 @@ def precision_by_name(name: str) -> Precision:
 
 def precision_from_dict(d) -> Precision:
     """The precision a :meth:`Precision.to_dict` description names."""
-    if not isinstance(d, dict) or d.get("kind") not in ("int", "float"):
-        raise ConfigError(f"a precision description must be a dict with kind 'int' or 'float'; got {d!r}.")
+    if not isinstance(d, dict) or d.get("kind") not in ("int", "float", "lut"):
+        raise ConfigError(f"a precision description must be a dict with kind 'int', 'float' or 'lut'; got {d!r}.")
+    if d["kind"] == "lut":
+        return LutPrecision.from_dict(d)
     if d["kind"] == "int":
         keys = ("act_bits", "weight_bits", "product_bits", "acc_bits")
         if set(d) != {"kind", *keys}:
