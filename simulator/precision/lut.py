@@ -29,7 +29,7 @@ _REGISTRY: dict = {}  # sha256 -> a LutPrecision built in this process (to read 
 
 
 class SignedLutKernels(NamedTuple):
-    table: np.ndarray  # int64 (65536,): table[(w + 128) * 256 + (a + 128)]
+    table: np.ndarray  # int32 (65536,): the product of w and a at (w + 128) * 256 + (a + 128)
     shift: np.int64
     zero: np.int64
 
@@ -39,38 +39,7 @@ class SignedLutKernels(NamedTuple):
 
     @staticmethod
     def mul(k, w, a):
-        return k.table[(w + 128) * 256 + (a + 128)]
-
-    @staticmethod
-    def add(k, s, p):
-        return ((s + p) << k.shift) >> k.shift
-
-    @staticmethod
-    def acc(k, a, v):
-        return ((a + v) << k.shift) >> k.shift
-
-    @staticmethod
-    def pat(k, v):
-        return v
-
-    @staticmethod
-    def val(k, p):
-        return np.int64(p)
-
-
-class UnsignedLutKernels(NamedTuple):
-    table: np.ndarray  # int64 (65536,): magnitudes, table[|w| * 256 + |a|]
-    shift: np.int64
-    zero: np.int64
-
-    @staticmethod
-    def dec(k, pattern):
-        return np.int64(pattern)
-
-    @staticmethod
-    def mul(k, w, a):
-        p = k.table[abs(w) * 256 + abs(a)]
-        return -p if (w < 0) != (a < 0) else p
+        return np.int64(k.table[(w + 128) * 256 + (a + 128)])
 
     @staticmethod
     def add(k, s, p):
@@ -217,8 +186,11 @@ class LutPrecision(Precision):
         return acc_patterns.astype(np.int32, copy=False)
 
     def kernels(self):
-        cls = SignedLutKernels if self.signed else UnsignedLutKernels
-        return cls(self.table.astype(np.int64).ravel(), np.int64(64 - self.acc_bits), np.int64(0))
+        # every (w, a) product the array can form, indexed by value + 128: a sign-magnitude table
+        # is expanded once, so the engines' lookup is one load, no sign logic
+        v = np.arange(-128, 128)
+        full = lookup(self.table, self.signed, v[:, None], v[None, :]).astype(np.int32)
+        return SignedLutKernels(full.ravel(), np.int64(64 - self.acc_bits), np.int64(0))
 
     # -- reference ---------------------------------------------------------------------
     def ref_mul(self, w, a):
