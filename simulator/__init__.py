@@ -9,7 +9,7 @@ from .array import ENGINES, MITIGATIONS, MatmulResult, SystolicArray
 from .config import ArrayConfig
 from .errors import ConfigError, FaultMaskError, OperandError
 from .flips import FLIP_DTYPE, Flip, OutputFlip
-from .masks import check_masks, faulty_pes, identity_masks, stuck
+from .masks import check_masks, composed_act_masks, faulty_pes, identity_masks, stuck
 from .multipliers import MULTIPLIERS, cell_share, error_metrics, load_table, multiplier, multiplier_table
 from .precision import (BF16, FP8_E4M3, FP8_E5M2, FP16, FP32, INT8, SITES, FloatPrecision, IntPrecision,
                         LutPrecision, Precision, precision_by_name, precision_from_dict)
@@ -48,6 +48,7 @@ __all__ = [
     "check_masks",
     "faulty_pes",
     "stuck",
+    "composed_act_masks",
     "GemmTiming",
     "gemm_timing",
     "ConvParams",

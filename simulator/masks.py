@@ -15,7 +15,7 @@ from .config import ArrayConfig
 from .errors import FaultMaskError
 from .precision import SITES
 
-__all__ = ["identity_masks", "check_masks", "stuck", "faulty_pes", "masks_of"]
+__all__ = ["identity_masks", "check_masks", "stuck", "faulty_pes", "masks_of", "composed_act_masks"]
 
 
 def identity_masks(cfg: ArrayConfig) -> np.ndarray:
@@ -33,6 +33,24 @@ def stuck(and_mask: np.ndarray, or_mask: np.ndarray) -> np.ndarray:
 def faulty_pes(masks: np.ndarray) -> np.ndarray:
     """Bool ``(R, C)``: the PEs with at least one stuck register, of ``(4, 2, R, C)`` masks."""
     return stuck(masks[:, 0], masks[:, 1]).any(axis=0)
+
+
+def composed_act_masks(act_masks: np.ndarray, live: np.ndarray):
+    """The act masks a PE's activation has passed, composed along its row: ``(and, or)``, each
+    int64 ``(R, C)``; PE ``(r, c)`` sees ``(x & and[r, c]) | or[r, c]`` for row input ``x``.
+
+    Masks compose: ``((v & a1) | o1) & a2 | o2 == v & (a1 & a2) | ((o1 & a2) | o2)``. ``live``
+    (bool ``(R, C)``) says which PEs' latches are in the path (a bypassed PE forwards its input).
+    """
+    R, C = live.shape
+    cum_and = np.full((R, C), -1, np.int64)
+    cum_or = np.zeros((R, C), np.int64)
+    cut = live & stuck(act_masks[0], act_masks[1])
+    for r, c in zip(*np.nonzero(cut)):  # in row-major order: each row left to right
+        a2, o2 = int(act_masks[0, r, c]), int(act_masks[1, r, c])
+        a, o = (int(cum_and[r, c - 1]), int(cum_or[r, c - 1])) if c > 0 else (-1, 0)
+        cum_and[r, c:], cum_or[r, c:] = a & a2, (o & a2) | o2
+    return cum_and, cum_or
 
 
 def check_masks(cfg: ArrayConfig, masks: np.ndarray) -> None:

@@ -1,5 +1,6 @@
 """The DNN side: data sets, the model zoo, baseline training (cached), fault-aware
-training (FAT) for one chip, and fault-injection campaigns over random chips.
+training (FAT) for one chip, fault-aware weight retuning (Fal-reTune), and
+fault-injection campaigns over random chips.
 
 ``from training import efat`` of earlier releases is gone: the eFAT method is the
 package :mod:`efat` (``import efat``), which sits above this one.
@@ -11,6 +12,7 @@ from .campaign import CampaignRow, accuracy_vs_rate
 from .data import DataError, Dataset, load_dataset, load_digits_dataset, load_mnist, read_idx
 from .fat import FAT_LR, chip_accuracy, fat_retrain
 from .models import MLP, MODELS, LeNet5, SmallVGG, build_model
+from .retune import RetuneReport, activation_histograms, fal_retune
 
 __all__ = [
     "DataError", "Dataset", "load_digits_dataset", "read_idx", "load_mnist", "load_dataset",
@@ -19,4 +21,5 @@ __all__ = [
     "CACHE_VERSION",
     "accuracy_vs_rate", "CampaignRow",
     "fat_retrain", "chip_accuracy", "FAT_LR",
+    "activation_histograms", "fal_retune", "RetuneReport",
 ]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..masks import faulty_pes, stuck
+from ..masks import composed_act_masks, faulty_pes, stuck
 from ..precision.kernels import acc, add, dec, mul, pat, val
 
 __all__ = ["run_ordered", "row_segments", "Prepared"]
@@ -139,25 +139,19 @@ def row_segments(act_masks, live):
     ``act_masks`` is ``(2, R, C)``; ``live`` (bool ``(R, C)``) says which PEs' act latch is
     in the path (a bypassed PE forwards its input). Returns ``(seg_ptr, seg)`` with
     ``seg[j] = (lo, hi, and, or)``: the act of PE ``(r, c)`` for input pattern ``v`` is
-    ``(v & and) | or`` of the segment holding ``c``; the composed masks at every PE as
-    ``(cum_and, cum_or)`` arrays ``(R, C)`` come third.
+    ``(v & and) | or`` of the segment holding ``c``; the composed masks at every PE
+    (:func:`simulator.masks.composed_act_masks`) come third.
     """
     R, C = live.shape
-    cut = live & stuck(act_masks[0], act_masks[1])  # PEs whose act latch changes the row's activation
-    cum_and = np.full((R, C), -1, np.int64)
-    cum_or = np.zeros((R, C), np.int64)
+    cum_and, cum_or = composed_act_masks(act_masks, live)
+    cut = live & stuck(act_masks[0], act_masks[1])  # where a row's segment changes
     seg_ptr = np.zeros(R + 1, np.int64)
     seg = []
     for r in range(R):
-        a, o, lo = -1, 0, 0
-        for c in np.nonzero(cut[r])[0]:  # usually none: one identity segment
-            if c > lo:
-                seg.append((lo, c, a, o))
-            a2, o2 = int(act_masks[0, r, c]), int(act_masks[1, r, c])
-            a, o = a & a2, (o & a2) | o2
-            cum_and[r, c:], cum_or[r, c:] = a, o
-            lo = c
-        seg.append((lo, C, a, o))
+        starts = [0, *np.nonzero(cut[r])[0].tolist()]
+        starts = sorted(set(starts))
+        for lo, hi in zip(starts, [*starts[1:], C]):
+            seg.append((lo, hi, int(cum_and[r, lo]), int(cum_or[r, lo])))
         seg_ptr[r + 1] = len(seg)
     return seg_ptr, np.array(seg, np.int64).reshape(-1, 4), (cum_and, cum_or)
 
