@@ -19,7 +19,6 @@ and resumes from them. Seeds are per task (study seed, precision, site, bit, tri
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -27,7 +26,7 @@ import zlib
 
 import numpy as np
 
-from fileio import atomic_write, read_json, write_json
+from .tasks import run_resumable, task_key, write_rows
 
 __all__ = ["STUDIES", "PRECISION_NAMES", "run_study", "field_of", "summarize_bits", "summarize_ber"]
 
@@ -116,16 +115,11 @@ def _tasks(study, precisions, trials, shared, only_bits=None):
     return tasks
 
 
-def _key(task) -> str:
-    return json.dumps(task, sort_keys=True)
-
-
 def run_study(study, model, data, shape, precisions=PRECISION_NAMES, trials=2, seed=0, out_dir="examples/out",
               executor=None, per_image=1.0, stuck_rate=0.01, bers=(1e-9, 1e-8, 1e-7, 1e-6),
               batch_size=256, calib=None, progress=None, bits=None):
     """Run one study; returns ``(rows, csv path)``. ``data`` is a Dataset (its test split is used);
     ``bits`` restricts the bits and stuck studies to these bit positions."""
-    from efat.executors import make_executor
     from mapping import quantize
     from protect import RangeCheck
     from simulator import ArrayConfig
@@ -149,47 +143,20 @@ def run_study(study, model, data, shape, precisions=PRECISION_NAMES, trials=2, s
     settings["bits"] = None if bits is None else sorted(bits)
     settings.update(model=type(model).__name__, data=data.name, n_test=len(data.y_test))
     tasks = _tasks(study, precisions, trials, shared, None if bits is None else set(bits))
-    progress_path = os.path.join(out_dir, f"fi_{study}.progress.json")
-    done = _load_progress(progress_path, settings)
-    todo = [t for t in tasks if _key(t) not in done]
-
-    def record(i, result):
-        done[_key(todo[i])] = result
-        write_json(progress_path, {"settings": settings, "done": done})
-
-    with make_executor(executor) as ex:
-        ex.run(_run_task, todo, shared, desc=f"{study} study", on_result=record, progress=progress)
+    done = run_resumable(_run_task, tasks, shared, settings, os.path.join(out_dir, f"fi_{study}.progress.json"),
+                         executor, f"{study} study", progress)
     baseline = {p: _run_task(shared, dict(study="ber", precision=p, ber=0.0, check="none", trial=0))["accuracy"]
                 for p in precisions}
     rows = []
     for t in tasks:
-        r = dict(t, **done[_key(t)])
+        r = dict(t, **done[task_key(t)])
         r["baseline"] = baseline[t["precision"]]
         if "bit" in t:
             r["field"] = field_of(t["precision"], t["site"], t["bit"])
         rows.append(r)
     path = os.path.join(out_dir, f"fi_{study}.csv")
-    _write_csv(path, rows)
+    write_rows(path, rows)
     return rows, path
-
-
-def _load_progress(path, settings) -> dict:
-    if not os.path.exists(path):
-        return {}
-    saved = read_json(path)
-    if saved.get("settings") != json.loads(json.dumps(settings)):
-        return {}  # another configuration: start over
-    return dict(saved.get("done", {}))
-
-
-def _write_csv(path, rows):
-    keys = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with atomic_write(path, newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
 
 
 # -- summaries -------------------------------------------------------------------------
