@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 
 from .args import Parser
-from .commands import assign, demo, inject, multipliers, plan, population, resilience, retrain, simulate, timing
+from .commands import assign, axdnn, demo, inject, multipliers, plan, population, resilience, retrain, simulate, timing
 
-COMMANDS = (demo, simulate, resilience, plan, retrain, assign, population, timing, inject, multipliers)
+COMMANDS = (demo, simulate, resilience, plan, retrain, assign, population, timing, inject, multipliers, axdnn)
 
 
 def build_parser() -> Parser:
