@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,10 @@ ENGINES = ("fast", "cycle")
 MITIGATIONS = (None, "bypass")
 #: Largest trace (cycles x R x C booleans) the cycle engine will record.
 MAX_TRACE = 50_000_000
+#: Below this much work (MACs, or PE-cycles for the cycle engine) a GEMM runs on one thread: waking
+#: Numba's workers costs more than it saves, and on a loaded machine far more (measured: a 4x5x4 GEMM
+#: took 49 ms on 2 threads next to two busy processes, 0.07 ms on one).
+SMALL_WORK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,20 @@ class MatmulResult:
     def cycles(self) -> int:
         """Alias of ``n_cycles``."""
         return self.n_cycles
+
+
+@contextlib.contextmanager
+def _threads(n):
+    """Numba on ``n`` threads inside the block (``None``: as set)."""
+    if n is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, before))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 class SystolicArray:
@@ -142,6 +161,26 @@ class SystolicArray:
         oflips = None if out_flips is None else check_output_flips(out_flips, M, N, prec.widths()[3])
         xp, wp = prec.patterns(x), prec.patterns(w)
         kernels = prec.kernels()
+        work = timing.n_cycles * self.cfg.n_pes if engine == "cycle" else M * K * N
+        with _threads(1 if work < SMALL_WORK else None):
+            out, fold_cycles, n_cycles, tr = self._run(engine, xp, wp, kernels, timing, M, trace, ev, prec)
+        if oflips is not None and len(oflips):
+            out = out.astype(np.int64, copy=True)
+            bits = prec.widths()[3]
+            for m, n, bit in oflips:
+                out[m, n] = sext(int(out[m, n]) ^ (1 << int(bit)), bits)
+        return MatmulResult(
+            out=prec.output(out),
+            n_cycles=n_cycles,
+            fold_cycles=fold_cycles,
+            folds=timing.folds,
+            pe_utilisation=timing.pe_utilisation,
+            mac_utilisation=timing.mac_utilisation,
+            engine=engine,
+            trace=tr,
+        )
+
+    def _run(self, engine, xp, wp, kernels, timing, M, trace, ev, prec):
         tr = None
         if engine == "cycle":
             bypass = self._faulty.astype(np.uint8) if self.mitigation == "bypass" else np.zeros(self.cfg.shape, np.uint8)
@@ -164,21 +203,7 @@ class SystolicArray:
             out = run_fast(xp, wp, self._masks, self.mitigation == "bypass", prec, kernels, ev, xor)
             fold_cycles = np.full(timing.folds, self.cfg.fold_cycles(M), np.int64)
             n_cycles = timing.n_cycles
-        if oflips is not None and len(oflips):
-            out = out.astype(np.int64, copy=True)
-            bits = prec.widths()[3]
-            for m, n, bit in oflips:
-                out[m, n] = sext(int(out[m, n]) ^ (1 << int(bit)), bits)
-        return MatmulResult(
-            out=prec.output(out),
-            n_cycles=n_cycles,
-            fold_cycles=fold_cycles,
-            folds=timing.folds,
-            pe_utilisation=timing.pe_utilisation,
-            mac_utilisation=timing.mac_utilisation,
-            engine=engine,
-            trace=tr,
-        )
+        return out, fold_cycles, n_cycles, tr
 
     def _check_operands(self, x, w):
         prec = self.cfg.precision

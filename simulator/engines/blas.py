@@ -28,6 +28,8 @@ using BLAS:
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from numba import njit, prange
 from threadpoolctl import ThreadpoolController
@@ -38,6 +40,7 @@ __all__ = ["run_blas", "exact_matmul"]
 
 _F32_EXACT = 1 << 24
 _BLOCK = 128  # input vectors per replay block (measured: 64..256 are all close)
+_BIG = 1 << 20  # MACs from which BLAS may spawn threads worth limiting
 
 
 def exact_matmul(a, b, max_abs_product):
@@ -152,7 +155,7 @@ def run_blas(x, w, masks, bypass, precision):
         return _wrap_np(exact_matmul(aug.xT.T, aug.w, maxp), shift)
     # OpenBLAS worker threads spin for ~0.1 s after a call and halve the speed of Numba
     # threads that run next to them (measured); one BLAS thread has no workers.
-    with _blas_single_thread():
+    with _blas_single_thread() if M * K * N >= _BIG else contextlib.nullcontext():  # small: BLAS uses one thread
         y = exact_matmul(aug.xT.T, aug.w, maxp)
     ev, emask, chain_ptr, chain_n = _chains(nonlin, masks, aug, N)
     xaT, waT = aug.xT, np.ascontiguousarray(aug.w.T)

@@ -122,6 +122,7 @@ class LutPrecision(Precision):
         self.acc_bits = acc_bits
         self.digest = hashlib.sha256(self.table.tobytes() + bytes([self.signed, bits])).hexdigest()
         self._name = name if name is not None else f"lut-{self.digest[:8]}"
+        self._kernels = None
         if not isinstance(self._name, str) or not self._name:
             raise ConfigError(f"LutPrecision.name must be a non-empty str; got {name!r}.")
         _REGISTRY.setdefault(self.digest, self)
@@ -188,9 +189,11 @@ class LutPrecision(Precision):
     def kernels(self):
         # every (w, a) product the array can form, indexed by value + 128: a sign-magnitude table
         # is expanded once, so the engines' lookup is one load, no sign logic
-        v = np.arange(-128, 128)
-        full = lookup(self.table, self.signed, v[:, None], v[None, :]).astype(np.int32)
-        return SignedLutKernels(full.ravel(), np.int64(64 - self.acc_bits), np.int64(0))
+        if self._kernels is None:
+            v = np.arange(-128, 128)
+            full = lookup(self.table, self.signed, v[:, None], v[None, :]).astype(np.int32)
+            self._kernels = SignedLutKernels(full.ravel(), np.int64(64 - self.acc_bits), np.int64(0))
+        return self._kernels
 
     # -- reference ---------------------------------------------------------------------
     def ref_mul(self, w, a):
