@@ -37,11 +37,14 @@ def plot_accuracy(path, rows, title):
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(mults)), 4.2))
     width = 0.8 / len(models)
     for i, m in enumerate(models):
-        ax.bar(np.arange(len(mults)) + (i - (len(models) - 1) / 2) * width,
-               [100 * _mean(rows, model=m, multiplier=x) for x in mults], width, label=m)
+        pos = np.arange(len(mults)) + (i - (len(models) - 1) / 2) * width
+        ax.bar(pos, [100 * _mean(rows, model=m, multiplier=x) for x in mults], width, label=m)
+        if all("finetuned" in r for r in rows):
+            ax.scatter(pos, [100 * _mean(rows, "finetuned", model=m, multiplier=x) for x in mults], marker="_",
+                       s=120, color="k", zorder=3, label="after fine-tuning" if i == 0 else None)
     ax.set_xticks(np.arange(len(mults)), mults, rotation=20)
     ax.set_ylabel("accuracy, fault-free array (%)")
-    lo = min(100 * float(r["accuracy"]) for r in rows)
+    lo = min(100 * min(float(r["accuracy"]), float(r.get("finetuned", 1))) for r in rows)
     ax.set_ylim(max(0, lo - 5), 100)
     ax.legend()
     ax.grid(alpha=0.3, axis="y")

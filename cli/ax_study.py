@@ -3,7 +3,8 @@
 Three studies, each a list of model runs on an executor, resumable, written as CSV:
 
 * ``accuracy``: every model of ``--models`` on a fault-free array of every multiplier of
-  ``--multipliers`` (int8 quantization, products through the multiplier's table);
+  ``--multipliers`` (int8 quantization, products through the multiplier's table), and with
+  ``--finetune E`` after E epochs of approximation-aware fine-tuning;
 * ``resilience``: the same faulty bit (site, bit, stuck value) on the same chips (a single
   PE, or a share of the PEs) for the exact multiplier and each approximate one: the
   accuracy each loses, side by side;
@@ -68,7 +69,15 @@ def _run_task(shared, task):
         return run_model(m, data, arr, progress=False).accuracy
 
     if task["study"] == "accuracy":
-        return {"accuracy": acc(qm, SystolicArray(cfg))}
+        out = {"accuracy": acc(qm, SystolicArray(cfg))}
+        if shared["finetune"] > 0:
+            from training import approx_finetune
+
+            t0 = time.perf_counter()
+            tuned = approx_finetune(model, data, prec, epochs=shared["finetune"], rows=cfg.rows, cols=cfg.cols)
+            out.update(finetuned=acc(quantize(tuned, data.x_train[:512], prec), SystolicArray(cfg)),
+                       finetune_seconds=time.perf_counter() - t0)
+        return out
     seed = _seed(shared["seed"], task.get("site"), task.get("bit"), task.get("value"), task["rate"], task["trial"])
     if task["study"] == "resilience":
         fm = _chip(cfg, task["rate"], seed, (task["site"],), [task["bit"]], task["value"])
@@ -117,9 +126,10 @@ def _tasks(study, shared, models, multipliers, trials, rates, sites, bits):
 
 def run_ax_study(study, models: dict, data, shape, multipliers=DEFAULT_MULTIPLIERS, trials=2, seed=0,
                  out_dir="examples/out", executor=None, rates=("single", 0.01), sites=("act", "weight", "product", "psum"),
-                 bits=None, fat_epochs=1.0, short_epochs=0.25, progress=None):
+                 bits=None, fat_epochs=1.0, short_epochs=0.25, progress=None, finetune=0.0):
     """Run one study; ``models`` maps names to float models (``accuracy`` runs them all, the
-    others the first). Returns ``(rows, csv path)``."""
+    others the first; with ``finetune`` > 0 epochs it also reports each model's accuracy after
+    approximation-aware fine-tuning, :func:`training.approx_finetune`). Returns ``(rows, csv path)``."""
     from mapping import quantize
     from simulator import ArrayConfig, multiplier
     from training import activation_histograms
@@ -134,13 +144,16 @@ def run_ax_study(study, models: dict, data, shape, multipliers=DEFAULT_MULTIPLIE
         for name in (models if study == "accuracy" else (first,)):
             quantized[(name, x)] = quantize(models[name], data.x_train[:512], multiplier(x))
     shared = dict(shape=tuple(shape), models=models, model_name=first, data=data, seed=seed, quantized=quantized,
-                  sites=tuple(sites), fat_epochs=float(fat_epochs), short_epochs=float(short_epochs))
+                  sites=tuple(sites), fat_epochs=float(fat_epochs), short_epochs=float(short_epochs),
+                  finetune=float(finetune))
     if study == "retune":
         shared["hists"] = {x: activation_histograms(quantized[(first, x)], data.x_train[:512],
                                                     ArrayConfig(*shape, multiplier(x))) for x in multipliers}
     settings = dict(study=study, shape=list(shape), seed=seed, models=list(models), data=data.name,
                     n_test=len(data.y_test), rates=list(rates), sites=list(sites), bits=bits,
                     fat_epochs=float(fat_epochs), short_epochs=float(short_epochs))
+    if finetune:
+        settings["finetune"] = float(finetune)
     tasks = _tasks(study, shared, list(models), list(multipliers), trials, list(rates), list(sites), bits)
     done = run_resumable(_run_task, tasks, shared, settings, os.path.join(out_dir, f"ax_{study}.progress.json"),
                          executor, f"{study} study", progress)

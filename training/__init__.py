@@ -12,6 +12,7 @@ from .campaign import CampaignRow, accuracy_vs_rate
 from .data import DataError, Dataset, load_dataset, load_digits_dataset, load_mnist, read_idx
 from .fat import FAT_LR, chip_accuracy, fat_retrain
 from .models import MLP, MODELS, LeNet5, SmallVGG, build_model
+from .approx import approx_finetune
 from .retune import RetuneReport, activation_histograms, fal_retune
 
 __all__ = [
@@ -21,5 +22,5 @@ __all__ = [
     "CACHE_VERSION",
     "accuracy_vs_rate", "CampaignRow",
     "fat_retrain", "chip_accuracy", "FAT_LR",
-    "activation_histograms", "fal_retune", "RetuneReport",
+    "activation_histograms", "fal_retune", "RetuneReport", "approx_finetune",
 ]

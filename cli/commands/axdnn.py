@@ -36,6 +36,9 @@ def register(sub):
     p.add_argument("--fat-epochs", type=float, default=1.0, metavar="E", help="retune: FAT amount in epochs")
     p.add_argument("--short-epochs", type=float, default=0.25, metavar="E",
                    help="retune: the short FAT before Fal-reTune, in epochs")
+    p.add_argument("--finetune", type=float, default=0.0, metavar="E",
+                   help="accuracy: also fine-tune each model for E epochs through each multiplier "
+                        "(straight-through estimator of its error; 0: no)")
     p.add_argument("--out", default="examples/out", metavar="DIR", help="folder for the CSVs and PNGs")
     add_executor_args(p)
     p.set_defaults(func=run)
@@ -99,14 +102,17 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     what = f"on {data.name}, {args.rows}x{args.cols} array"
     rows, path = run_ax_study(args.study, models, data, (args.rows, args.cols), mults, args.trials, args.seed,
-                              args.out, spec, rates, sites, bits, args.fat_epochs, args.short_epochs)
+                              args.out, spec, rates, sites, bits, args.fat_epochs, args.short_epochs,
+                              finetune=args.finetune)
     png = path[:-4] + ".png"
     if args.study == "accuracy":
         plot_accuracy(png, rows, f"Accuracy with approximate multipliers, {what}")
-        print(f"{'model':>8} " + " ".join(f"{x:>9}" for x in mults))
+        print(f"{'model':>14} " + " ".join(f"{x:>9}" for x in mults))
         for n in names:
-            accs = {r["multiplier"]: r["accuracy"] for r in rows if r["model"] == n}
-            print(f"{n:>8} " + " ".join(f"{100 * accs[x]:9.2f}" for x in mults))
+            for key, label in (("accuracy", n), ("finetuned", f"{n} tuned")):
+                accs = {r["multiplier"]: r.get(key) for r in rows if r["model"] == n}
+                if all(v is not None for v in accs.values()):
+                    print(f"{label:>14} " + " ".join(f"{100 * accs[x]:9.2f}" for x in mults))
     elif resil:
         metrics = {x: dict(error_metrics(multiplier(x)), cells=cell_share(x)) for x in mults}
         for rate in rates:

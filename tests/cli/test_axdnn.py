@@ -17,9 +17,10 @@ def _rows(path):
 @pytest.mark.slow
 def test_the_three_studies_write_csv_and_png(tmp_path, capsys):
     common = ["--models", "mlp", "--rows", "8", "--cols", "8", "--trials", "1", "--out", str(tmp_path)]
-    assert main(["axdnn", "accuracy", *common, "--multipliers", "drum:4"]) == 0
+    assert main(["axdnn", "accuracy", *common, "--multipliers", "drum:4", "--finetune", "0.25"]) == 0
     acc = _rows(tmp_path / "ax_accuracy.csv")
     assert {r["multiplier"] for r in acc} == {"exact", "drum:4"}  # exact is always the reference
+    assert all(0 < float(r["finetuned"]) <= 1 and float(r["finetune_seconds"]) > 0 for r in acc)
     assert main(["axdnn", "resilience", *common, "--multipliers", "drum:4", "--sites", "product",
                  "--bits", "3,14", "--rates", "single"]) == 0
     res = _rows(tmp_path / "ax_resilience.csv")
