@@ -1,4 +1,4 @@
-"""``fast`` engine in float precisions, and the cost of transient flips, against this machine's limits.
+"""``fast`` engine in float and LUT precisions, and the cost of transient flips, against this machine's limits.
 
 128x128 array, M=4096, K=1152, N=256 (the ``bench_fast`` GEMM). Two comparisons measured in
 the same run:
@@ -9,8 +9,9 @@ the same run:
   over ``k`` in order (one sum per output, never reassociated, no FMA), the fastest way to
   add in a fixed order that this machine offers without hand-written SIMD.
 
-Then the cost of flips: 0, 10 and 1,000 random flips (all sites) on the same GEMM, FP16
-and int8, fault-free chip otherwise.
+Then a LUT precision (the DRUM-4 approximate multiplier, issue 10's target: >= 0.1 of BLAS),
+and the cost of flips: 0, 10 and 1,000 random flips (all sites) on the same GEMM, FP16 and
+int8, fault-free chip otherwise. The last column gives MACs per second.
 
     .venv/bin/python bench/bench_float.py
 """
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import blocks, machine, write_result  # noqa: E402
 
 from faults import FaultMap, random_flips  # noqa: E402
-from simulator import BF16, FP8_E4M3, FP16, FP32, INT8, SITES, ArrayConfig, SystolicArray  # noqa: E402
+from simulator import BF16, FP8_E4M3, FP16, FP32, INT8, SITES, ArrayConfig, SystolicArray, multiplier  # noqa: E402
 
 M, K, N, R, C = 4096, 1152, 256, 128, 128
 
@@ -64,6 +65,10 @@ def main():
             fns["fp16, 1% stuck-at, bypass"] = lambda a=SystolicArray(cfg, fm, "bypass"), x=x, w=w: a.matmul(x, w)
     xi = rng.integers(-128, 128, (M, K), dtype=np.int8)
     wi = rng.integers(-128, 128, (K, N), dtype=np.int8)
+    lut = ArrayConfig(R, C, multiplier("drum:4"))
+    fns["drum:4 (LUT), fault-free"] = lambda a=SystolicArray(lut): a.matmul(xi, wi)
+    fns["drum:4 (LUT), 1% stuck-at (all sites)"] = lambda a=SystolicArray(lut, FaultMap.random(lut, 0.01, seed=0)): \
+        a.matmul(xi, wi)
     for name, cfg, x, w in (("fp16", runs["fp16"][0], runs["fp16"][1], runs["fp16"][2]),
                             ("int8", ArrayConfig(R, C, INT8), xi, wi)):
         for count in (0, 10, 1000):
@@ -72,15 +77,15 @@ def main():
     t = blocks(fns, reps=3, rounds=3)
     blas = t["numpy float32 x @ w (BLAS)"]
     limit = t["order-preserving limit (Numba loop)"]
-    rows = [f"| {k} | {v * 1e3:.1f} | {blas / v:.3f} | {limit / v:.2f} |" for k, v in t.items()]
+    rows = [f"| {k} | {v * 1e3:.1f} | {blas / v:.3f} | {limit / v:.2f} | {M * K * N / v:.2e} |" for k, v in t.items()]
     text = "\n".join([
         f"GEMM M={M} K={K} N={N} on a {R}x{C} array (1% = {FaultMap.random(ArrayConfig(R, C), 0.01).n_faulty} "
         f"faulty PEs, sites {', '.join(SITES)}); {machine()}",
         "",
         "    .venv/bin/python bench/bench_float.py",
         "",
-        "| run | median ms | ratio to BLAS | ratio to the order-preserving limit |",
-        "|---|--:|--:|--:|",
+        "| run | median ms | ratio to BLAS | ratio to the order-preserving limit | MACs/s |",
+        "|---|--:|--:|--:|--:|",
         *rows,
         "",
     ])

@@ -1,10 +1,13 @@
 """The ``fast`` engine: the array's exact result without stepping cycles.
 
-Two paths, chosen by what the precision allows, never by its type:
+Three paths, chosen by what the precision allows, never by its type:
 
 * precisions whose products and sums are integers that float BLAS computes exactly in
   any order (``precision.blas_exact``: the integer precisions) take BLAS plus an exact
   replay of the faulty columns (:mod:`simulator.engines.blas`);
+* precisions whose products come from a table and whose sums are integers
+  (``precision.table_sums``: the LUT precisions) take a gather-add over per-row product
+  tables (:mod:`simulator.engines.table`), unless a psum bit is stuck;
 * all others keep the array's order of additions in an order-preserving Numba kernel
   (:mod:`simulator.engines.ordered`).
 
@@ -18,6 +21,7 @@ import numpy as np
 from .blas import run_blas
 from .ordered import Prepared, run_ordered
 from .replay import replay_flips
+from .table import run_table, table_applies
 
 __all__ = ["run_fast"]
 
@@ -29,7 +33,12 @@ def run_fast(x, w, masks, bypass, precision, kernels, flips=None, xor=None):
     with the events' XOR patterns ``xor``, or None.
     """
     ops = Prepared(x, w, masks, bypass)
-    out = run_blas(x, w, masks, bypass, precision) if precision.blas_exact else run_ordered(ops, kernels)
+    if precision.blas_exact:
+        out = run_blas(x, w, masks, bypass, precision)
+    elif table_applies(precision, masks, bypass):
+        out = run_table(ops, precision)
+    else:
+        out = run_ordered(ops, kernels)
     if flips is not None and len(flips):
         out = replay_flips(ops, kernels, flips, xor, out.astype(np.int64, copy=False))
     return out

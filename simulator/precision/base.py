@@ -38,6 +38,10 @@ class Precision(ABC):
     #: True when products and sums are integers that float BLAS computes exactly in any
     #: order (the fast engine may then reassociate); False makes it keep the array's order.
     blas_exact: bool = False
+    #: True when products come from :meth:`kernels`' ``table`` (int32, indexed
+    #: ``(w + 128) * 256 + (a + 128)``) and sums are integers that wrap: the fast engine may add
+    #: per-row product tables in any order.
+    table_sums: bool = False
 
     # -- description -------------------------------------------------------------------
     @property

@@ -95,6 +95,7 @@ class LutPrecision(Precision):
     """
 
     blas_exact = False
+    table_sums = True  # products from a table, integer sums: the fast engine's gather-add path
     act_bits = 8
     weight_bits = 8
 
