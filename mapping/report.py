@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from simulator import ArrayConfig, SystolicArray, gemm_timing
+from simulator import ArrayConfig, SystolicArray, gemm_timing, memory_timing
 
 from .errors import MappingError
 from .lowering import gemm_dims
@@ -20,9 +20,13 @@ __all__ = ["LayerReport", "layer_report", "format_report"]
 class LayerReport:
     """One lowered layer on one array.
 
-    ``bytes_moved`` counts activations (M*K) and weights (K*N) in, at the precision's
-    operand width (1 byte for int8 and FP8, 2 for FP16/BF16, 4 for FP32), and 32-bit
-    outputs (4*M*N) out, once each; ``intensity`` is MACs per byte moved.
+    Without a memory side on the array, ``bytes_moved`` counts activations (M*K) and weights
+    (K*N) in, at the precision's operand width (1 byte for int8 and FP8, 2 for FP16/BF16, 4
+    for FP32), and 32-bit outputs (4*M*N) out, once each, and the memory fields are None.
+    With one (``cfg.memory``), the bytes are those :func:`simulator.memory_timing` moves
+    (inputs and partial sums refetched when they do not fit their buffers), and
+    ``memory_cycles``, ``total_cycles`` (double-buffered, with the first fill) and
+    ``memory_bound`` are set. ``intensity`` is MACs per byte moved.
     """
 
     name: str
@@ -37,6 +41,9 @@ class LayerReport:
     macs: int
     bytes_moved: int
     intensity: float
+    memory_cycles: int | None = None
+    total_cycles: int | None = None
+    memory_bound: bool | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,20 +78,32 @@ def layer_report(model, input_shape, cfg: ArrayConfig, batch: int = 1) -> list[L
             continue  # a layer the forward pass does not use
         m, k, n = gemm_dims(layer, shapes[name])
         t = gemm_timing(cfg, m, k, n)
+        kind = type(layer).__name__.replace("Sim", "")
+        if cfg.memory is not None:
+            mt = memory_timing(cfg, m, k, n)
+            rows.append(LayerReport(name, kind, m, k, n, t.folds, t.n_cycles, t.pe_utilisation, t.mac_utilisation,
+                                    t.macs, mt.bytes_moved, mt.intensity, mt.memory_cycles, mt.total_cycles,
+                                    mt.memory_bound))
+            continue
         a_bytes, w_bytes = (-(-b // 8) for b in cfg.precision.widths()[:2])
         moved = a_bytes * m * k + w_bytes * k * n + 4 * m * n
-        rows.append(LayerReport(name, type(layer).__name__.replace("Sim", ""), m, k, n, t.folds, t.n_cycles,
-                                t.pe_utilisation, t.mac_utilisation, t.macs, moved, t.macs / moved))
+        rows.append(LayerReport(name, kind, m, k, n, t.folds, t.n_cycles, t.pe_utilisation, t.mac_utilisation,
+                                t.macs, moved, t.macs / moved))
     return rows
 
 
 def format_report(rows: list[LayerReport]) -> str:
     """A plain-text table of a layer report with a total row."""
+    mem = bool(rows) and rows[0].memory_cycles is not None
     head = ("layer", "type", "M", "K", "N", "folds", "cycles", "pe_util", "mac_util", "MACs", "MAC/byte")
+    head += ("mem_cycles", "total", "bound") if mem else ()
     body = [(r.name, r.kind, r.m, r.k, r.n, r.folds, r.n_cycles, f"{r.pe_utilisation:.3f}",
-             f"{r.mac_utilisation:.3f}", r.macs, f"{r.intensity:.2f}") for r in rows]
+             f"{r.mac_utilisation:.3f}", r.macs, f"{r.intensity:.2f}")
+            + ((r.memory_cycles, r.total_cycles, "memory" if r.memory_bound else "compute") if mem else ())
+            for r in rows]
     total = ("TOTAL", "", "", "", "", sum(r.folds for r in rows), sum(r.n_cycles for r in rows), "", "",
              sum(r.macs for r in rows), f"{sum(r.macs for r in rows) / max(1, sum(r.bytes_moved for r in rows)):.2f}")
+    total += (sum(r.memory_cycles for r in rows), sum(r.total_cycles for r in rows), "") if mem else ()
     table = [head, *body, total]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     lines = ["  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths)))

@@ -10,6 +10,7 @@ from .config import ArrayConfig
 from .errors import ConfigError, FaultMaskError, OperandError
 from .flips import FLIP_DTYPE, Flip, OutputFlip
 from .masks import check_masks, composed_act_masks, faulty_pes, identity_masks, stuck
+from .memory import MemoryConfig, MemoryTiming, memory_timing, operand_bytes
 from .multipliers import MULTIPLIERS, cell_share, error_metrics, load_table, multiplier, multiplier_table
 from .precision import (BF16, FP8_E4M3, FP8_E5M2, FP16, FP32, INT8, SITES, FloatPrecision, IntPrecision,
                         LutPrecision, Precision, precision_by_name, precision_from_dict)
@@ -50,6 +51,10 @@ __all__ = [
     "stuck",
     "composed_act_masks",
     "GemmTiming",
+    "MemoryConfig",
+    "MemoryTiming",
+    "memory_timing",
+    "operand_bytes",
     "gemm_timing",
     "ConvParams",
     "Layer",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 from .errors import ConfigError
+from .memory import MemoryConfig
 from .precision import INT8, Precision
 
 __all__ = ["ArrayConfig", "MAX_DIM"]
@@ -26,6 +27,10 @@ class ArrayConfig:
         PE arithmetic: :data:`INT8` (int8 x int8 -> int32 wrap-around) by default, or any
         :class:`simulator.Precision` (``FP32``, ``FP16``, ``BF16``, ``FP8_E4M3``, ``FP8_E5M2``,
         an :class:`IntPrecision` of other widths).
+    memory : MemoryConfig, optional
+        The memory side (DRAM bandwidth, buffers) for memory-aware timing
+        (:func:`simulator.memory_timing`); it changes no result and no fault map, so it takes
+        no part in comparing configurations.
 
     Examples
     --------
@@ -36,6 +41,7 @@ class ArrayConfig:
     rows: int
     cols: int
     precision: Precision = field(default=INT8)
+    memory: MemoryConfig | None = field(default=None, compare=False)
 
     def __post_init__(self):
         for name in ("rows", "cols"):
@@ -45,6 +51,8 @@ class ArrayConfig:
                     f"ArrayConfig.{name} must be an int in [1, {MAX_DIM}]; got {value!r}."
                 )
             object.__setattr__(self, name, int(value))
+        if self.memory is not None and not isinstance(self.memory, MemoryConfig):
+            raise ConfigError(f"ArrayConfig.memory must be a simulator.MemoryConfig or None; got {type(self.memory).__name__}.")
         if not isinstance(self.precision, Precision):
             raise ConfigError(
                 "ArrayConfig.precision must be a simulator.Precision (e.g. INT8, FP16, BF16); "

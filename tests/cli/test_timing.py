@@ -109,3 +109,24 @@ def test_non_ws_config_exit_2(files, tmp_path, capsys):
     cfg.write_text(CFG.replace("ws", "os"))
     assert main(["timing", str(topo), "--config", str(cfg)]) == 2
     assert "Dataflow is 'os'" in capsys.readouterr().err
+
+
+def test_memory_columns_and_roofline(files, capsys, tmp_path):
+    topo, cfg = files
+    assert main(["timing", str(topo), "--config", str(cfg), "--bandwidth", "2", "--buffers-kb", "0.1,1,0.1",
+                 "--roofline", str(tmp_path / "r.png"), "--csv", str(tmp_path / "t.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "mem_cycles" in out and "memory" in out
+    with open(tmp_path / "t.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    from simulator import MemoryConfig, memory_timing
+
+    want = memory_timing(ArrayConfig(8, 8, memory=MemoryConfig(2, 0.1, 1, 0.1)), 64, 18, 5)
+    assert int(rows[0]["mem_cycles"]) == want.memory_cycles and int(rows[0]["total"]) == want.total_cycles
+    assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+def test_roofline_needs_a_bandwidth(files, capsys, tmp_path):
+    topo, cfg = files
+    assert main(["timing", str(topo), "--roofline", str(tmp_path / "r.png")]) == 2
+    assert "--roofline needs --bandwidth" in capsys.readouterr().err
