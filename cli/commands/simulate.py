@@ -140,7 +140,7 @@ def run(args):
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{args.model} on {data.name} ({len(data.x_test)} test inputs), {cfg.rows}x{cfg.cols} {fmt} array, "
+    print(f"{args.model} on {data.name} ({len(data.x_test)} test inputs), {cfg.rows}x{cfg.cols} array ({fmt}), "
           f"chip: {chip_name}, {fm.n_faulty} faulty PEs ({fm.rate:.2%})")
     for k, v in results["accuracy"].items():
         print(f"  {k:<28} {100 * v:6.2f}%")
