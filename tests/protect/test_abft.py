@@ -1,0 +1,147 @@
+"""ABFT schemes as array programs: exact when fault-free, single psum flips detected, located
+and corrected, flips that reach nothing never reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protect.abft import fold_abft, global_abft, replicate
+from protect.digits import from_digits, n_digits, to_digits
+from simulator import BF16, FP16, FP32, INT8, ArrayConfig, SystolicArray
+
+PRECS = [INT8, FP32, FP16, BF16]
+
+
+def _operands(prec, m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    if prec == INT8:
+        return rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
+    dt = prec.operand_dtypes[0]
+    return rng.standard_normal((m, k)).astype(dt), rng.standard_normal((k, n)).astype(dt)
+
+
+def _bits(a):
+    return a.view(np.int32) if a.dtype == np.float32 else a
+
+
+@given(v=st.lists(st.integers(-2 ** 40, 2 ** 40), min_size=1, max_size=20))
+def test_digits_round_trip(v):
+    v = np.array(v, np.int64)
+    d = n_digits(int(np.abs(v).max()))
+    digits = to_digits(v, d)
+    assert digits.dtype == np.int8
+    assert np.array_equal(from_digits(digits, 63), v)
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_fault_free_schemes_return_the_unprotected_result(data):
+    prec = data.draw(st.sampled_from(PRECS))
+    cfg = ArrayConfig(data.draw(st.integers(2, 6)), data.draw(st.integers(3, 6)), prec)
+    m, k, n = (data.draw(st.integers(1, 12)) for _ in range(3))
+    x, w = _operands(prec, m, k, n, data.draw(st.integers(0, 10 ** 6)))
+    arr = SystolicArray(cfg)
+    want = arr.matmul(x, w).out
+
+    def run(xx, ww):
+        return arr.matmul(xx, ww).out
+
+    for res in (global_abft(x, w, run, prec), fold_abft(x, w, run, prec, cfg.cols), replicate(x, w, run, prec)):
+        assert not res.detected and res.corrected == 0
+        np.testing.assert_array_equal(_bits(res.out), _bits(want))
+
+
+def _flip_run(arr, cfg, target_m, target_n_of_shape, bit, seed):
+    """A run that flips one psum bit in the MAC of (target m, a column given by the GEMM's shape)."""
+
+    def run(xx, ww):
+        M, K = xx.shape
+        N = ww.shape[1]
+        n = target_n_of_shape(N)
+        nkf = -(-K // cfg.rows)
+        rng = np.random.default_rng(seed)
+        kf, r = int(rng.integers(0, nkf)), int(rng.integers(0, cfg.rows))
+        f = (n // cfg.cols) * nkf + kf
+        cycle = f * cfg.fold_cycles(M) + cfg.rows + r + n % cfg.cols + target_m
+        return arr.matmul(xx, ww, flips=[(cycle, r, n % cfg.cols, "psum", bit)]).out
+
+    return run
+
+
+@settings(max_examples=80)
+@given(data=st.data())
+def test_a_psum_flip_in_the_output_is_detected_located_and_corrected(data):
+    prec = data.draw(st.sampled_from(PRECS))
+    cfg = ArrayConfig(data.draw(st.integers(2, 6)), data.draw(st.integers(3, 6)), prec)
+    m, k, n = data.draw(st.integers(1, 10)), data.draw(st.integers(1, 12)), data.draw(st.integers(1, 10))
+    x, w = _operands(prec, m, k, n, data.draw(st.integers(0, 10 ** 6)))
+    tm, tn = data.draw(st.integers(0, m - 1)), data.draw(st.integers(0, n - 1))
+    bit = data.draw(st.integers(20, 31)) if prec == INT8 else data.draw(st.sampled_from([27, 28, 29, 30]))
+    arr = SystolicArray(cfg)
+    want = arr.matmul(x, w).out
+    seed = data.draw(st.integers(0, 10 ** 6))
+    res = global_abft(x, w, _flip_run(arr, cfg, tm, lambda N: tn, bit, seed), prec)
+    got_unprotected = _flip_run(arr, cfg, tm, lambda N: tn, bit, seed)(x, w)
+    if np.array_equal(_bits(got_unprotected), _bits(want)):
+        return  # the flipped bit was already what the flip made it (a no-op flip): nothing to see
+    if prec == INT8:  # exact: always detected, located and corrected
+        assert res.detected and res.corrected == 1
+        np.testing.assert_array_equal(res.out, want)
+    else:
+        # a float error is certain to be seen by both checks only beyond twice their rounding
+        # tolerance; then it is located, and corrected to within the row's tolerance
+        from protect.abft import float_tolerance
+
+        err = abs(float(got_unprotected[tm, tn]) - float(want[tm, tn]))
+        tol_r = float_tolerance(x, w, prec)[tm]
+        tol_c = float_tolerance(w.T, x.T, prec)[tn]
+        if not err > 2 * max(tol_r, tol_c):
+            return
+        assert res.detected and res.corrected == 1
+        assert abs(float(res.out[tm, tn]) - float(want[tm, tn])) <= 2 * tol_r
+        mask = np.ones(want.shape, bool)
+        mask[tm, tn] = False
+        np.testing.assert_array_equal(_bits(res.out)[mask], _bits(want)[mask])
+    # fold-level ABFT detects it too (the data column's position in its fold is computed by the scheme)
+    per_fold = fold_abft(x, w, _flip_run(arr, cfg, tm, lambda N: _fold_col(tn, cfg.cols, N, n), bit, seed), prec,
+                         cfg.cols)
+    assert per_fold.detected
+
+
+def _fold_col(tn, cols, n_aug, n):
+    """Where data column ``tn`` lands in fold-level ABFT's layout of an ``n_aug``-column GEMM."""
+    folds = -(-n_aug // cols)
+    per = -(-n // folds) if folds else n
+    per = next(p for p in range(cols - 1, 0, -1) if -(-n // p) * cols == n_aug)
+    return (tn // per) * cols + tn % per
+
+
+def test_a_flip_in_a_discarded_column_is_never_reported():
+    cfg = ArrayConfig(4, 4)
+    x, w = _operands(INT8, 5, 6, 3, 0)  # global ABFT adds 2 digit columns: 5 of 8 array columns used
+    arr = SystolicArray(cfg)
+
+    def run(xx, ww):
+        M, K = xx.shape
+        nkf = -(-K // 4)
+        cycle = 0 * cfg.fold_cycles(M) + 4 + 1 + 3 + 2  # PE (1, 3) of fold 0 (column 3 of 4: real)
+        flips = [(cycle, 1, 3, "psum", 30)] if ww.shape[1] <= 3 else []
+        cyc2 = (1 * nkf) * cfg.fold_cycles(M) + 4 + 1 + 3 + 2  # fold nf=1, column 3 -> n = 7: discarded
+        return arr.matmul(xx, ww, flips=flips + [(cyc2, 1, 3, "psum", 30)] if ww.shape[1] <= 7 else flips).out
+
+    res = global_abft(x, w, run, INT8)
+    assert not res.detected and np.array_equal(res.out, arr.matmul(x, w).out)
+
+
+def test_replication_catches_a_stuck_bit_that_both_runs_do_not_share():
+    from faults import FaultMap, StuckAt
+
+    cfg = ArrayConfig(4, 4)
+    fm = FaultMap.empty(cfg).with_fault(2, 1, StuckAt("psum", 29, 1))
+    arr = SystolicArray(cfg, fm)
+    x, w = _operands(INT8, 6, 8, 3, 1)
+    res = replicate(x, w, lambda xx, ww: arr.matmul(xx, ww).out, INT8)
+    assert res.detected and res.mismatches > 0
