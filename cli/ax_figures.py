@@ -125,8 +125,12 @@ def summarize_retune(rows) -> list[dict]:
 def plot_retune(path, summary, title):
     plt = _plt()
     mults = list(dict.fromkeys(s["multiplier"] for s in summary))
-    fig, axes = plt.subplots(1, len(mults), figsize=(4 * len(mults), 4), sharey=True)
-    axes = np.atleast_1d(axes)
+    ncol = min(3, len(mults))
+    nrow = -(-len(mults) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.6 * nrow), sharey=True, squeeze=False)
+    for ax in axes.ravel()[len(mults):]:
+        ax.set_visible(False)
+    axes = axes.ravel()
     styles = dict(zip(METHODS, ("-", "--", "-", "-.", ":")))
     colors = dict(zip(METHODS, ("#7f7f7f", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd")))
     for ax, x in zip(axes, mults):
@@ -140,7 +144,8 @@ def plot_retune(path, summary, title):
         ax.set_title(x)
         ax.set_xlabel("faulty PEs")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy (%)")
+    for i in range(0, len(mults), ncol):
+        axes[i].set_ylabel("accuracy (%)")
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
