@@ -32,7 +32,8 @@ class _SimState:
         self.array = None
         self.engine = "fast"
         self.flips = None  # callable (name, cfg, m, k, n, batch) -> (flips, out_flips) of one GEMM, or None
-        self.guard = None  # callable (name, array, x, w, out) -> out: run-time protection, or None
+        self.guard = None  # run-time protection: a callable (name, array, x, w, out) -> out, or an object whose
+        # run_gemm(name, array, x, w, matmul) -> out runs the GEMM itself (ABFT), or None
         self.n_cycles = 0  # cycles of every GEMM run since the last reset
 
 
@@ -44,10 +45,21 @@ def _forward(layer, x: torch.Tensor) -> torch.Tensor:
     if not st.codec.nan_allowed:
         check_finite_input(st.name, x)
     xo = lower_input(layer, st.codec.act(x, st.a_scale))
-    flips, out_flips = (None, None) if st.flips is None else st.flips(st.name, st.array.cfg, m, k, n, x.shape[0])
-    res = st.array.matmul(xo, st.w_q, engine=st.engine, flips=flips, out_flips=out_flips)
-    st.n_cycles += res.n_cycles
-    out = res.out if st.guard is None else st.guard(st.name, st.array, xo, st.w_q, res.out)
+    batch = x.shape[0]
+
+    def matmul(xx, ww):  # one GEMM on the array, with the flips the source draws for it
+        flips, out_flips = (None, None) if st.flips is None else st.flips(st.name, st.array.cfg, *xx.shape,
+                                                                         ww.shape[1], batch)
+        res = st.array.matmul(xx, ww, engine=st.engine, flips=flips, out_flips=out_flips)
+        st.n_cycles += res.n_cycles
+        return res.out
+
+    if st.guard is not None and hasattr(st.guard, "run_gemm"):  # a scheme that reshapes the GEMM (ABFT)
+        out = st.guard.run_gemm(st.name, st.array, xo, st.w_q, matmul)
+    else:
+        out = matmul(xo, st.w_q)
+        if st.guard is not None:
+            out = st.guard(st.name, st.array, xo, st.w_q, out)
     y = st.codec.result(out, st.a_scale, st.w_scale, layer.bias)
     return restore_output(layer, y, tuple(x.shape))
 

@@ -82,7 +82,10 @@ class QuantizedModel:
         it), e.g. a
         :class:`faults.TransientFaults`' :meth:`~faults.TransientFaults.session`.
         ``guard`` (optional) checks every GEMM result on the host: a callable ``(layer name,
-        array, x, w, out) -> out`` (e.g. a :class:`protect.RangeCheck` session).
+        array, x, w, out) -> out`` (e.g. a :class:`protect.RangeCheck` session), or an object
+        with ``run_gemm(layer name, array, x, w, matmul) -> out`` that runs the GEMM itself
+        through ``matmul(x, w)`` (e.g. an :class:`protect.Abft` session: checksums computed by
+        the same array).
         """
         if not isinstance(array, SystolicArray):
             raise MappingError(f"array must be a simulator.SystolicArray; got {type(array).__name__}.")

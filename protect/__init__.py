@@ -1,9 +1,13 @@
 """Run-time protection on the array: checks on GEMM results and their correction.
 
-Today: the range check of mixed-precision fault-injection studies (:class:`RangeCheck`).
-ABFT schemes (global, fold-level, replication) join it as array programs.
+The range check of mixed-precision fault-injection studies (:class:`RangeCheck`), and ABFT
+schemes as array programs (global, fold-level, replication; :class:`Abft` applies them per
+layer, or chooses per layer by arithmetic intensity on the memory-aware timing model).
 """
 
+from .abft import AbftResult, fold_abft, global_abft, replicate
 from .range_check import MODES, CheckStats, LayerStats, RangeCheck
+from .schemes import PROTECTING, Abft, AbftLayerStats, choose_scheme, scheme_cost
 
-__all__ = ["RangeCheck", "CheckStats", "LayerStats", "MODES"]
+__all__ = ["RangeCheck", "CheckStats", "LayerStats", "MODES", "Abft", "AbftLayerStats", "AbftResult", "global_abft",
+           "fold_abft", "replicate", "choose_scheme", "scheme_cost", "PROTECTING"]

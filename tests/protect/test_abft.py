@@ -145,3 +145,60 @@ def test_replication_catches_a_stuck_bit_that_both_runs_do_not_share():
     x, w = _operands(INT8, 6, 8, 3, 1)
     res = replicate(x, w, lambda xx, ww: arr.matmul(xx, ww).out, INT8)
     assert res.detected and res.mismatches > 0
+
+
+def test_protected_model_runs_equal_the_unprotected_on_a_fault_free_chip():
+    from mapping import quantize, run_model
+    from protect import Abft
+    from simulator import MemoryConfig
+    from training import load_dataset, pretrained
+
+    data = load_dataset("digits", seed=0)
+    model = pretrained("mlp", data, seed=0)
+    for prec in (INT8, FP16):
+        cfg = ArrayConfig(8, 8, prec, memory=MemoryConfig(4))
+        qm = quantize(model, data.x_train[:128], prec)
+        arr = SystolicArray(cfg)
+        sample = (data.x_test[:40], data.y_test[:40])
+        plain = run_model(qm, sample, arr, return_logits=True)
+        for scheme in ("global", "fold", "replication", "intensity"):
+            res = run_model(qm, sample, arr, return_logits=True, protect=Abft(scheme))
+            np.testing.assert_array_equal(_bits(res.logits), _bits(plain.logits))
+            stats = res.protection
+            assert all(s.detected == 0 and s.gemms > 0 for s in stats.layers.values())
+            assert stats.total_overhead() > 0 and sum(res.layer_cycles.values()) > sum(plain.layer_cycles.values())
+
+
+def test_the_intensity_choice_is_never_worse_than_any_scheme():
+    from protect import PROTECTING, choose_scheme, scheme_cost
+    from simulator import MemoryConfig
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        cfg = ArrayConfig(int(rng.integers(4, 65)), int(rng.integers(4, 65)),
+                          memory=MemoryConfig(float(rng.choice([1, 4, 16, 64])), 16, 16, 16))
+        m, k, n = (int(v) for v in rng.integers(1, 3000, 3))
+        best = choose_scheme(cfg, m, k, n)
+        assert all(scheme_cost(best, cfg, m, k, n) <= scheme_cost(s, cfg, m, k, n) for s in PROTECTING)
+
+
+def test_abft_catches_and_corrects_transient_psum_flips_in_a_model_run():
+    """High psum bits flipped about 0.02 times per image and GEMM (LeNet-5, digits, batches of
+    32): measured 9 GEMMs of 85 with a failed check, 7 of them a single error corrected."""
+    from faults import TransientFaults
+    from mapping import quantize, run_model
+    from protect import Abft
+    from training import load_dataset, pretrained
+
+    data = load_dataset("digits", seed=0)
+    model = pretrained("lenet5", data, seed=0)
+    cfg = ArrayConfig(16, 16)
+    qm = quantize(model, data.x_train[:256])
+    arr = SystolicArray(cfg)
+    src = TransientFaults(per_image=0.02, seed=3, sites=("psum",), bits=(28, 29, 30))
+    for scheme in ("global", "fold"):
+        guarded = run_model(qm, data, arr, flips=src, protect=Abft(scheme), batch_size=32)
+        layers = guarded.protection.layers.values()
+        assert sum(s.detected for s in layers) >= 3, scheme
+        if scheme == "global":
+            assert sum(s.corrected for s in layers) >= 3
