@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 
 from .args import Parser
-from .commands import assign, axdnn, demo, inject, multipliers, plan, population, resilience, retrain, simulate, timing
+from .commands import abft, assign, axdnn, demo, inject, multipliers, plan, population, resilience, retrain, simulate, timing
 
-COMMANDS = (demo, simulate, resilience, plan, retrain, assign, population, timing, inject, multipliers, axdnn)
+COMMANDS = (demo, simulate, resilience, plan, retrain, assign, population, timing, inject, multipliers, axdnn, abft)
 
 
 def build_parser() -> Parser:

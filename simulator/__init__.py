@@ -15,6 +15,7 @@ from .multipliers import MULTIPLIERS, cell_share, error_metrics, load_table, mul
 from .precision import (BF16, FP8_E4M3, FP8_E5M2, FP16, FP32, INT8, SITES, FloatPrecision, IntPrecision,
                         LutPrecision, Precision, precision_by_name, precision_from_dict)
 from .scalesim import ConvParams, Layer, ScaleSimReport, layer_timings, read_config, read_topology, scalesim_report
+from . import zoo
 from .timing import GemmTiming, gemm_timing
 
 __all__ = [

@@ -1,6 +1,7 @@
 """``efat timing``: per-layer weight-stationary cycles of a SCALE-Sim topology.
 
-    efat timing TOPOLOGY.csv [--config FILE.cfg | --rows R --cols C] [--csv OUT.csv] [--scalesim]
+    efat timing {TOPOLOGY.csv | --network NAME [--batch B]} [--config FILE.cfg | --rows R --cols C]
+                [--csv OUT.csv] [--scalesim]
                 [--bandwidth BYTES --buffers-kb I,W,O --precision int8 --roofline OUT.png]
 
 Prints one row per layer (GEMM shape, folds, our cycle count, the count SCALE-Sim v3
@@ -10,7 +11,9 @@ utilisation weighted by cycles, MAC utilisation over the whole run). With
 mapping and compute utilisation as SCALE-Sim computes them), for side-by-side checks.
 With ``--bandwidth`` it adds the memory side (docs/semantics.md, "Memory and timing"):
 bytes moved, arithmetic intensity, memory cycles, total cycles with double buffering and
-whether the layer is compute- or memory-bound; ``--roofline`` plots them.
+whether the layer is compute- or memory-bound; ``--roofline`` plots them. ``--network``
+takes the layers of a reference network instead of a file (:mod:`simulator.zoo`: alexnet,
+vgg16, resnet50 at 224x224, ``--batch`` inputs).
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ def register(sub):
         help="per-layer WS cycles of a SCALE-Sim topology CSV",
         description="Per-layer weight-stationary cycles of a SCALE-Sim topology CSV (conv or GEMM form).",
     )
-    p.add_argument("topology", metavar="TOPOLOGY.csv", help="SCALE-Sim topology CSV, conv or GEMM (Layer, M, N, K) form")
+    p.add_argument("topology", metavar="TOPOLOGY.csv", nargs="?", default=None,
+                   help="SCALE-Sim topology CSV, conv or GEMM (Layer, M, N, K) form (or --network)")
+    p.add_argument("--network", default=None, metavar="NAME",
+                   help="instead of a CSV, a reference network's layers: alexnet, vgg16, resnet50 (224x224)")
+    p.add_argument("--batch", type=int, default=1, metavar="B", help="with --network: inputs per run")
     p.add_argument("--config", metavar="FILE.cfg",
                    help="SCALE-Sim .cfg giving ArrayHeight/ArrayWidth (Dataflow must be ws; default: none)")
     p.add_argument("--rows", type=int, metavar="R", help=f"array rows (default: {DEFAULT_DIM}; not with --config)")
@@ -64,15 +71,15 @@ def run(args) -> int:
             cols=DEFAULT_DIM if args.cols is None else args.cols,
         )
     cfg = _with_memory(args, cfg)
-    layers = read_topology(args.topology, form=args.form)
+    layers, source = _layers(args)
     rows = _table(layer_timings(layers, cfg), cfg, args.scalesim)
     if args.roofline:
         from cli.roofline import plot_roofline
 
         plot_roofline(args.roofline, [(layer.name, memory_timing(cfg, t.m, t.k, t.n)) for layer, t in
-                                      layer_timings(layers, cfg)], cfg, os.path.basename(args.topology))
+                                      layer_timings(layers, cfg)], cfg, source)
         print(f"# wrote {args.roofline}", file=sys.stderr)
-    print(f"# {args.topology}: {len(layers)} layers on a {cfg.rows}x{cfg.cols} weight-stationary array")
+    print(f"# {source}: {len(layers)} layers on a {cfg.rows}x{cfg.cols} weight-stationary array")
     _print(rows)
     if args.csv:
         with atomic_write(args.csv, newline="") as f:
@@ -81,6 +88,20 @@ def run(args) -> int:
             writer.writerows(r.values() for r in rows)
         print(f"# wrote {args.csv}", file=sys.stderr)
     return 0
+
+
+def _layers(args):
+    """The layers to time and a name for them: a topology file, or a reference network."""
+    from simulator import Layer, zoo
+
+    if (args.topology is None) == (args.network is None):
+        raise ValueError("give a topology CSV or --network NAME (one of them).")
+    if args.network is None:
+        return read_topology(args.topology, form=args.form), os.path.basename(args.topology)
+    if args.batch < 1:
+        raise ValueError(f"--batch must be a positive int; got {args.batch}.")
+    rows = zoo.gemms(args.network, args.batch)
+    return [Layer(name, m, k, n) for name, m, k, n in rows], f"{args.network}, batch {args.batch}"
 
 
 def _with_memory(args, cfg):

@@ -130,3 +130,20 @@ def test_roofline_needs_a_bandwidth(files, capsys, tmp_path):
     topo, cfg = files
     assert main(["timing", str(topo), "--roofline", str(tmp_path / "r.png")]) == 2
     assert "--roofline needs --bandwidth" in capsys.readouterr().err
+
+
+def test_a_reference_network_instead_of_a_file(files, tmp_path, capsys):
+    from simulator import zoo
+
+    assert main(["timing", "--network", "alexnet", "--batch", "2", "--rows", "16", "--cols", "16",
+                 "--csv", str(tmp_path / "a.csv")]) == 0
+    with open(tmp_path / "a.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["layer"], int(r["M"]), int(r["K"]), int(r["N"])) for r in rows[:-1]] == zoo.gemms("alexnet", 2)
+    assert "alexnet, batch 2: 8 layers" in capsys.readouterr().out
+    topo, _ = files
+    for argv in (["timing"], ["timing", str(topo), "--network", "alexnet"], ["timing", "--network", "lenet"],
+                 ["timing", "--network", "vgg16", "--batch", "0"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("efat timing: error:") and "\n" not in err

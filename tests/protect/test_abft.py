@@ -202,3 +202,58 @@ def test_abft_catches_and_corrects_transient_psum_flips_in_a_model_run():
         assert sum(s.detected for s in layers) >= 3, scheme
         if scheme == "global":
             assert sum(s.corrected for s in layers) >= 3
+
+
+def test_scheme_timing_on_hand_examples():
+    """8x8 int8 array, 1 byte per cycle, buffers that hold everything; GEMM (4 x 64) @ (64 x 64)."""
+    import math
+
+    from protect import scheme_timing
+    from simulator import MemoryConfig
+
+    cfg = ArrayConfig(8, 8, memory=MemoryConfig(1, 64, 64, 64))
+    m, k, n = 4, 64, 64
+    fold = 2 * 8 + 8 + m - 2  # cycles of one fold
+    none = scheme_timing("none", cfg, m, k, n)
+    data_bytes = m * k + k * n + 4 * m * n  # X, W once; 32-bit Y once
+    assert (none.compute_cycles, none.bytes_moved) == (64 * fold, data_bytes)
+    assert none.total_cycles == 64 + max(64 * fold, data_bytes)  # fill: the first 8x8 weight tile
+    # replication: a second pass of 9 column folds on the operands already on chip; the layer is
+    # memory-bound by more than both passes' compute, so the replica costs nothing
+    rep = scheme_timing("replication", cfg, m, k, n)
+    assert rep.compute_cycles == 64 * fold + 72 * fold and rep.bytes_moved == data_bytes
+    assert rep.total_cycles == none.total_cycles
+    # fold-level: d = 2 digit columns per fold of 8 (row sums of 8 weights reach 1024), so
+    # ceil(64 / 6) = 11 column folds; DRAM moves the 64 data and 22 checksum columns only
+    fl = scheme_timing("fold", cfg, m, k, n)
+    assert fl.compute_cycles == 11 * 8 * fold
+    assert fl.bytes_moved == m * k + k * (64 + 22) + 4 * m * (64 + 22)
+    # global ABFT with the checksums summed by the host: two more passes over DRAM, serial
+    ga, gh = scheme_timing("global", cfg, m, k, n), scheme_timing("global", cfg, m, k, n, checksums="host")
+    assert gh.total_cycles - ga.total_cycles == math.ceil(m * k + 4 * m * n)
+
+
+def test_scheme_timing_is_never_below_compute_and_host_checksums_cost_only_global():
+    from protect import PROTECTING, scheme_timing
+    from simulator import MemoryConfig, gemm_timing
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        r, c = (int(v) for v in rng.integers(4, 65, 2))
+        cfg = ArrayConfig(r, c, memory=MemoryConfig(float(rng.choice([0.5, 4, 64])), *rng.choice([0, 8, 512], 3)))
+        m, k, n = (int(v) for v in rng.integers(1, 2000, 3))
+        base = scheme_timing("none", cfg, m, k, n)
+        assert base.total_cycles >= gemm_timing(cfg, m, k, n).n_cycles
+        for s in PROTECTING:
+            t, h = scheme_timing(s, cfg, m, k, n), scheme_timing(s, cfg, m, k, n, "host")
+            assert t.total_cycles >= max(t.compute_cycles, base.total_cycles)
+            assert (h.total_cycles > t.total_cycles) if s == "global" else (h == t)
+
+
+def test_bad_checksum_placement_is_refused():
+    from protect import Abft, scheme_cost
+
+    with pytest.raises(ValueError, match="checksums must be one of"):
+        Abft("global", checksums="gpu")
+    with pytest.raises(ValueError, match="checksums must be one of"):
+        scheme_cost("global", ArrayConfig(4, 4), 2, 2, 2, checksums="")
