@@ -124,8 +124,10 @@ def choose_scheme(cfg, m: int, k: int, n: int, checksums: str = "array") -> str:
 class AbftLayerStats:
     scheme: str = "none"
     gemms: int = 0
-    detected: int = 0  # GEMMs in which a check failed
+    detected: int = 0  # GEMMs in which a check failed (first run)
     corrected: int = 0  # outputs corrected
+    recomputed: int = 0  # runs repeated because a check failed and nothing was corrected
+    unresolved: int = 0  # GEMMs still failing their check after every repeat (returned as they are)
     base_cycles: int = 0  # the unprotected GEMMs, on the timing model
     cycles: int = 0  # the scheme's GEMMs, on the timing model
 
@@ -155,16 +157,32 @@ class _Session:
         st = self.stats.layers.setdefault(name, AbftLayerStats(scheme))
         st.gemms += 1
         st.base_cycles += scheme_cost("none", cfg, m, k, n)
-        st.cycles += scheme_cost(scheme, cfg, m, k, n, self.abft.checksums)
+        cost = scheme_cost(scheme, cfg, m, k, n, self.abft.checksums)
+        st.cycles += cost
         if scheme == "none":
             return matmul(x, w)
-        if scheme == "fold":
-            res = fold_abft(x, w, matmul, cfg.precision, cfg.cols)
-        else:
-            res = _RUN[scheme](x, w, matmul, cfg.precision)
+        res = self._check(scheme, x, w, matmul, cfg)
         st.detected += int(res.detected)
+        for _ in range(self.abft.recompute):
+            if not res.detected or _resolved(res):
+                break
+            st.recomputed += 1
+            st.cycles += cost
+            res = self._check(scheme, x, w, matmul, cfg)  # a transient fault does not come back
         st.corrected += res.corrected
+        st.unresolved += int(res.detected and not _resolved(res))
         return res.out
+
+    @staticmethod
+    def _check(scheme, x, w, matmul, cfg):
+        if scheme == "fold":
+            return fold_abft(x, w, matmul, cfg.precision, cfg.cols)
+        return _RUN[scheme](x, w, matmul, cfg.precision)
+
+
+def _resolved(res) -> bool:
+    """A failed check that its correction accounts for: one failing row, one failing column, fixed."""
+    return res.corrected == 1 and res.mismatches == 2
 
 
 class Abft:
@@ -181,9 +199,17 @@ class Abft:
     checksums : {"array", "host"}
         Where global ABFT's checksums are summed, for its cost (:func:`scheme_timing`): at the
         array's ports (default), or in separate passes over DRAM.
+    recompute : int
+        Recovery: when a check fails and the scheme did not correct the error (fold-level and
+        replication never do; global ABFT corrects one wrong output), run the GEMM again, up to
+        this many times (each run draws its own transient flips and costs its cycles). A fault
+        that survives every repeat is permanent: see ``unresolved`` in the layer's stats.
     """
 
-    def __init__(self, scheme="intensity", default: str = "none", checksums: str = "array"):
+    def __init__(self, scheme="intensity", default: str = "none", checksums: str = "array", recompute: int = 0):
+        if isinstance(recompute, bool) or not isinstance(recompute, int) or recompute < 0:
+            raise ValueError(f"recompute must be an int >= 0; got {recompute!r}.")
+        self.recompute = recompute
         if checksums not in CHECKSUMS:
             raise ValueError(f"checksums must be one of {list(CHECKSUMS)}; got {checksums!r}.")
         allowed = ("none", *PROTECTING, "intensity")

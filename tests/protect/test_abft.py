@@ -257,3 +257,39 @@ def test_bad_checksum_placement_is_refused():
         Abft("global", checksums="gpu")
     with pytest.raises(ValueError, match="checksums must be one of"):
         scheme_cost("global", ArrayConfig(4, 4), 2, 2, 2, checksums="")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="recompute must be an int >= 0"):
+            Abft("fold", recompute=bad)
+
+
+@pytest.mark.parametrize("scheme", ["global", "fold", "replication"])
+def test_recompute_clears_a_transient_fault_and_reports_a_permanent_one(scheme):
+    from protect import Abft, scheme_cost
+
+    cfg = ArrayConfig(4, 4)
+    arr = SystolicArray(cfg)
+    x, w = _operands(INT8, 6, 7, 5, 1)
+    want = arr.matmul(x, w).out
+    calls = []
+
+    def corrupting(times):
+        def matmul(xx, ww):
+            out = arr.matmul(xx, ww).out.copy()
+            calls.append(1)
+            if len(calls) <= times:  # two wrong outputs: global ABFT cannot correct them
+                out[0, 0] += 1 << 20
+                out[1, 1] -= 1 << 21
+            return out
+        return matmul
+
+    runs = 2 if scheme == "replication" else 1  # array calls per check
+    session = Abft(scheme, recompute=2).session()
+    np.testing.assert_array_equal(session.run_gemm("fc", arr, x, w, corrupting(1)), want)
+    st = session.stats.layers["fc"]
+    assert (st.detected, st.recomputed, st.unresolved) == (1, 1, 0)
+    assert st.cycles == 2 * scheme_cost(scheme, cfg, 6, 7, 5)  # the repeat costs a second run
+    calls.clear()
+    session = Abft(scheme, recompute=2).session()
+    session.run_gemm("fc", arr, x, w, corrupting(10 ** 9))
+    st = session.stats.layers["fc"]
+    assert (st.detected, st.recomputed, st.unresolved) == (1, 2, 1) and len(calls) == 3 * runs
