@@ -35,6 +35,7 @@ figures: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fast.py
 	$(BIN)/python bench/bench_float.py
+	$(BIN)/python bench/bench_abft.py
 	$(BIN)/python bench/bench_cycle.py
 	$(BIN)/python bench/bench_mapping.py
 	$(BIN)/python bench/bench_plan.py
