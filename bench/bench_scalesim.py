@@ -130,16 +130,18 @@ def ensure_venv() -> None:
         sys.exit(f"could not create {VENV} ({e}); create it yourself from {ROOT} with:\n    {SETUP_CMD}")
 
 
-def run_scalesim(work: Path, rows: int, cols: int, form: str, layer_rows: list[str]) -> list[dict]:
-    """One SCALE-Sim run per layer in the bench venv; returns its report and wall time per layer."""
-    cfg = work / f"ws_{rows}x{cols}.cfg"
-    cfg.write_text(SCALESIM_CFG.format(rows=rows, cols=cols))
+def run_scalesim(work: Path, rows: int, cols: int, form: str, layer_rows: list[str], cfg_text: str | None = None,
+                 tag: str = "") -> list[dict]:
+    """One SCALE-Sim run per layer in the bench venv; returns its report and wall time per layer.
+    ``cfg_text``: a config instead of :data:`SCALESIM_CFG` (already formatted)."""
+    cfg = work / f"ws_{rows}x{cols}{tag}.cfg"
+    cfg.write_text(cfg_text if cfg_text is not None else SCALESIM_CFG.format(rows=rows, cols=cols))
     layout = work / "layout.csv"
     layout.write_text("Layer name,\n")  # required by scalesim even without custom layouts
     header = GEMM_HEADER if form == "gemm" else CONV_HEADER
     topos = []
     for row in layer_rows:
-        p = work / f"{form}_{rows}x{cols}_{row.split(',')[0]}.csv"
+        p = work / f"{form}_{rows}x{cols}{tag}_{row.split(',')[0]}.csv"
         p.write_text(header + row + "\n")
         topos.append(str(p))
     runner = work / "runner.py"
