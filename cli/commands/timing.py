@@ -38,7 +38,7 @@ def register(sub):
     p.add_argument("topology", metavar="TOPOLOGY.csv", nargs="?", default=None,
                    help="SCALE-Sim topology CSV, conv or GEMM (Layer, M, N, K) form (or --network)")
     p.add_argument("--network", default=None, metavar="NAME",
-                   help="instead of a CSV, a reference network's layers: alexnet, vgg16, resnet50 (224x224)")
+                   help="instead of a CSV, a reference network's layers: alexnet, vgg16, resnet50 (224x224; default: none)")
     p.add_argument("--batch", type=int, default=1, metavar="B", help="with --network: inputs per run")
     p.add_argument("--config", metavar="FILE.cfg",
                    help="SCALE-Sim .cfg giving ArrayHeight/ArrayWidth (Dataflow must be ws; default: none)")
