@@ -179,6 +179,8 @@ def summary_text(s: dict) -> str:
         if x is None:
             return "undefined (no chip needed retraining)"
         among = "" if x["n"] == n else f", over the {x['n']} populations with any retraining"
+        if x["lower"] is None or np.isnan(x["lower"]):  # one population with retraining: no interval
+            return f"{100 * x['mean']:.1f}% (one population{among})"
         return f"{100 * x['mean']:.1f}% (mean; {level} interval {100 * x['lower']:.1f}-{100 * x['upper']:.1f}%, " \
                f"range {100 * x['min']:.1f}-{100 * x['max']:.1f}%{among})"
 
