@@ -21,23 +21,17 @@ Three studies (each a list of resumable tasks, see :mod:`cli.tasks`):
 
 from __future__ import annotations
 
-import json
 import os
-import zlib
 
 import numpy as np
 
-from .tasks import run_resumable, task_key, write_rows
+from .tasks import run_resumable, task_key, task_seed, write_rows
 
 __all__ = ["STUDIES", "SCHEMES", "OUTCOMES", "run_coverage", "capture_gemms"]
 
 STUDIES = ("flips", "ber", "stuck")
 SCHEMES = ("none", "global", "fold", "replication")
 OUTCOMES = ("masked", "tolerated", "sdc", "corrected", "detected", "needless")
-
-
-def _seed(*parts) -> int:
-    return zlib.crc32(json.dumps(parts).encode())
 
 
 class _Recorder:
@@ -68,18 +62,6 @@ def _bits(a):
     return a.view(np.int32) if a.dtype == np.float32 else a
 
 
-def _scheme_run(scheme, x, w, run, cfg):
-    from protect import fold_abft, global_abft, replicate
-
-    if scheme == "none":
-        from protect import AbftResult
-
-        return AbftResult(run(x, w))
-    if scheme == "fold":
-        return fold_abft(x, w, run, cfg.precision, cfg.cols)
-    return {"global": global_abft, "replication": replicate}[scheme](x, w, run, cfg.precision)
-
-
 def _classify(res, want, tol) -> str:
     right = np.array_equal(_bits(res.out), _bits(want))
     within = right
@@ -96,6 +78,7 @@ def _classify(res, want, tol) -> str:
 def _flip_trials(shared, task):
     """``trials`` single-flip trials at one site: outcome counts per scheme."""
     from faults import random_flips
+    from protect import run_scheme
     from protect.abft import float_tolerance
     from simulator import ArrayConfig, SystolicArray, gemm_timing, precision_by_name
 
@@ -106,7 +89,7 @@ def _flip_trials(shared, task):
     counts = {s: dict.fromkeys(OUTCOMES, 0) for s in SCHEMES}
     shapes = {}
     for t in range(task["first"], task["first"] + task["trials"]):
-        rng = np.random.default_rng(_seed(shared["seed"], task["precision"], task["site"], t))
+        rng = np.random.default_rng(task_seed(shared["seed"], task["precision"], task["site"], t))
         g = int(rng.choice(len(gemms), p=weights / weights.sum()))
         _, x, w = gemms[g]
         want = arr.matmul(x, w).out
@@ -114,11 +97,11 @@ def _flip_trials(shared, task):
         for scheme in SCHEMES:
             if (g, scheme) not in shapes:  # the scheme's array runs, and their cycles
                 calls = []
-                _scheme_run(scheme, x, w, lambda a, b: (calls.append((a.shape, b.shape)), arr.matmul(a, b).out)[1],
-                            cfg)
-                shapes[g, scheme] = calls
-            calls = shapes[g, scheme]
-            cyc = np.array([gemm_timing(cfg, a[0], a[1], b[1]).n_cycles for a, b in calls], float)
+                run_scheme(scheme, x, w, lambda a, b: (calls.append((a.shape, b.shape)), arr.matmul(a, b).out)[1],
+                           cfg)
+                shapes[g, scheme] = calls, np.array([gemm_timing(cfg, a[0], a[1], b[1]).n_cycles for a, b in calls],
+                                                    float)
+            calls, cyc = shapes[g, scheme]
             target = int(rng.choice(len(calls), p=cyc / cyc.sum()))
             (m, k), (_, n) = calls[target]
             flips = random_flips(cfg, m, k, n, None, rng, sites=(task["site"],), count=1)
@@ -127,7 +110,7 @@ def _flip_trials(shared, task):
             def run(a, b):
                 return arr.matmul(a, b, flips=flips if next(index) == target else None).out
 
-            counts[scheme][_classify(_scheme_run(scheme, x, w, run, cfg), want, tol)] += 1
+            counts[scheme][_classify(run_scheme(scheme, x, w, run, cfg), want, tol)] += 1
     return counts
 
 
@@ -141,12 +124,12 @@ def _model_run(shared, task):
     cfg = ArrayConfig(*shared["shape"], precision_by_name(task["precision"]))
     qm = shared["models"][task["precision"]]
     data = (shared["x"], shared["y"])
-    seed = _seed(shared["seed"], task)
+    seed = task_seed(shared["seed"], task)
     faults, flips, mitigation = None, None, None
     if task["study"] == "ber" and task["ber"] > 0:
         flips = TransientFaults(ber=task["ber"], seed=seed)
     if task["study"] == "stuck":
-        faults = FaultMap.random(cfg, shared["stuck_rate"], seed=_seed(shared["seed"], "chip", task["chip"]))
+        faults = FaultMap.random(cfg, shared["stuck_rate"], seed=task_seed(shared["seed"], "chip", task["chip"]))
         mitigation = "bypass" if task["scheme"] == "bypass" else None
     scheme = task["scheme"]
     protect = Abft(scheme, recompute=1) if scheme in SCHEMES[1:] else None

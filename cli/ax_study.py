@@ -21,24 +21,18 @@ registers, so the draws coincide); ``single`` stands for one faulty PE.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import zlib
 
 import numpy as np
 
-from .tasks import run_resumable, task_key, write_rows
+from .tasks import run_resumable, task_key, task_seed, write_rows
 
 __all__ = ["run_ax_study", "AX_STUDIES", "DEFAULT_MULTIPLIERS"]
 
 AX_STUDIES = ("accuracy", "resilience", "retune")
 DEFAULT_MULTIPLIERS = ("exact", "trunc:6", "bam:8,3", "drum:4", "mitchell", "ilm:1")
 METHODS = ("none", "bypass", "fal-retune", "fat", "short-fat+fal-retune")
-
-
-def _seed(*parts) -> int:
-    return zlib.crc32(json.dumps(parts).encode())
 
 
 def _chip(cfg, rate, seed, sites, bits=None, value=None):
@@ -78,7 +72,7 @@ def _run_task(shared, task):
             out.update(finetuned=acc(quantize(tuned, data.x_train[:512], prec), SystolicArray(cfg)),
                        finetune_seconds=time.perf_counter() - t0)
         return out
-    seed = _seed(shared["seed"], task.get("site"), task.get("bit"), task.get("value"), task["rate"], task["trial"])
+    seed = task_seed(shared["seed"], task.get("site"), task.get("bit"), task.get("value"), task["rate"], task["trial"])
     if task["study"] == "resilience":
         fm = _chip(cfg, task["rate"], seed, (task["site"],), [task["bit"]], task["value"])
         return {"accuracy": acc(qm, SystolicArray(cfg, fm)), "n_faulty": fm.n_faulty}

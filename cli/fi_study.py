@@ -19,14 +19,12 @@ and resumes from them. Seeds are per task (study seed, precision, site, bit, tri
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import zlib
 
 import numpy as np
 
-from .tasks import run_resumable, task_key, write_rows
+from .tasks import run_resumable, task_key, task_seed, write_rows
 
 __all__ = ["STUDIES", "PRECISION_NAMES", "run_study", "field_of", "summarize_bits", "summarize_ber"]
 
@@ -53,10 +51,6 @@ def _site_width(precision_name: str, site: str) -> int:
     return 32 if site == "output" else _precision(precision_name).site_bits(site)
 
 
-def _seed(*parts) -> int:
-    return zlib.crc32(json.dumps(parts).encode())
-
-
 # -- the tasks (module level: they run in worker processes) ------------------------------
 
 def _run_task(shared, task):
@@ -69,7 +63,7 @@ def _run_task(shared, task):
     cfg = ArrayConfig(*shared["shape"], prec)
     qm = shared["models"][task["precision"]]
     data = (shared["x"], shared["y"])
-    seed = _seed(shared["seed"], task["study"], task["precision"], task.get("site"), task.get("bit"),
+    seed = task_seed(shared["seed"], task["study"], task["precision"], task.get("site"), task.get("bit"),
                  task.get("value"), task.get("ber"), task["trial"])
     flips, array, protect = None, SystolicArray(cfg), None
     if task["study"] == "bits":

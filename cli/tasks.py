@@ -13,14 +13,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+import zlib
 
 from fileio import atomic_write, read_json, write_json
 
-__all__ = ["run_resumable", "write_rows", "task_key"]
+__all__ = ["run_resumable", "write_rows", "task_key", "task_seed"]
 
 
 def task_key(task) -> str:
     return json.dumps(task, sort_keys=True)
+
+
+def task_seed(*parts) -> int:
+    """A seed for a task from JSON-able parts: the same parts, the same seed, on every executor."""
+    return zlib.crc32(json.dumps(parts).encode())
 
 
 def run_resumable(fn, tasks, shared, settings, progress_path, executor=None, desc="tasks", progress=None) -> dict:

@@ -7,8 +7,9 @@ layer, or chooses per layer by arithmetic intensity on the memory-aware timing m
 
 from .abft import AbftResult, fold_abft, global_abft, replicate
 from .range_check import MODES, CheckStats, LayerStats, RangeCheck
-from .schemes import CHECKSUMS, PROTECTING, Abft, AbftLayerStats, SchemeTiming, choose_scheme, scheme_cost, scheme_timing
+from .schemes import (CHECKSUMS, PROTECTING, Abft, AbftLayerStats, SchemeTiming, choose_scheme, run_scheme, scheme_cost,
+                      scheme_timing)
 
 __all__ = ["RangeCheck", "CheckStats", "LayerStats", "MODES", "Abft", "AbftLayerStats", "AbftResult", "global_abft",
-           "fold_abft", "replicate", "choose_scheme", "scheme_cost", "scheme_timing", "SchemeTiming",
+           "fold_abft", "replicate", "choose_scheme", "run_scheme", "scheme_cost", "scheme_timing", "SchemeTiming",
            "PROTECTING", "CHECKSUMS"]

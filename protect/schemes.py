@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from simulator import gemm_timing, memory_timing, operand_bytes
 
-from .abft import fold_abft, global_abft, replicate
+from .abft import AbftResult, fold_abft, global_abft, replicate
 from .digits import n_digits
 
-__all__ = ["Abft", "AbftLayerStats", "SchemeTiming", "scheme_timing", "CHECKSUMS", "scheme_cost", "choose_scheme", "PROTECTING"]
+__all__ = ["Abft", "AbftLayerStats", "SchemeTiming", "scheme_timing", "CHECKSUMS", "scheme_cost", "choose_scheme",
+           "run_scheme", "PROTECTING"]
 
 #: The schemes that protect a GEMM (``"none"`` is the baseline).
 PROTECTING = ("global", "fold", "replication")
@@ -161,23 +162,27 @@ class _Session:
         st.cycles += cost
         if scheme == "none":
             return matmul(x, w)
-        res = self._check(scheme, x, w, matmul, cfg)
+        res = run_scheme(scheme, x, w, matmul, cfg)
         st.detected += int(res.detected)
         for _ in range(self.abft.recompute):
             if not res.detected or _resolved(res):
                 break
             st.recomputed += 1
             st.cycles += cost
-            res = self._check(scheme, x, w, matmul, cfg)  # a transient fault does not come back
+            res = run_scheme(scheme, x, w, matmul, cfg)  # a transient fault does not come back
         st.corrected += res.corrected
         st.unresolved += int(res.detected and not _resolved(res))
         return res.out
 
-    @staticmethod
-    def _check(scheme, x, w, matmul, cfg):
-        if scheme == "fold":
-            return fold_abft(x, w, matmul, cfg.precision, cfg.cols)
-        return _RUN[scheme](x, w, matmul, cfg.precision)
+
+def run_scheme(scheme: str, x, w, run, cfg) -> AbftResult:
+    """``X @ W`` under ``scheme`` on an array of configuration ``cfg``, each GEMM through ``run(x, w)``
+    (``"none"``: one plain run, never an alarm)."""
+    if scheme == "none":
+        return AbftResult(run(x, w))
+    if scheme == "fold":
+        return fold_abft(x, w, run, cfg.precision, cfg.cols)
+    return _RUN[scheme](x, w, run, cfg.precision)
 
 
 def _resolved(res) -> bool:
