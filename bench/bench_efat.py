@@ -72,6 +72,8 @@ def main(argv=None):
 def _ratio(x) -> str:
     if x is None:
         return "undefined (nothing retrained)"
+    if x["lower"] is None:  # one population retrained anything: no interval
+        return f"{100 * x['mean']:.1f}% (one population)"
     return (f"{100 * x['mean']:.1f}% [{100 * x['lower']:.1f}, {100 * x['upper']:.1f}] "
             f"({100 * x['min']:.1f}-{100 * x['max']:.1f})")
 

@@ -7,7 +7,7 @@ Three paths, chosen by what the precision allows, never by its type:
   replay of the faulty columns (:mod:`simulator.engines.blas`);
 * precisions whose products come from a table and whose sums are integers
   (``precision.table_sums``: the LUT precisions) take a gather-add over per-row product
-  tables (:mod:`simulator.engines.table`), unless a psum bit is stuck;
+  tables (:mod:`simulator.engines.table`);
 * all others keep the array's order of additions in an order-preserving Numba kernel
   (:mod:`simulator.engines.ordered`).
 

@@ -15,8 +15,11 @@ is a gather-add: for each input vector and row, one contiguous row of ``P_k`` ad
 output row, in SIMD lanes over ``n``. Idle rows (``k >= K``) see act code 0 and are added
 like the others. The tables are built and used a chunk of rows at a time (a few MB).
 
-A stuck psum bit acts on the sum, not on a product: a chip with one (not bypassed) takes
-the order-preserving path instead (:mod:`simulator.engines.ordered`).
+A stuck psum bit acts on the sum, not on a product: where one is stuck (and not bypassed),
+the gather-add keeps each fold's chains apart and, after adding row ``k``, applies the
+masks of that row's stuck psum registers to the chains they hold (a short list per row);
+at the end of a fold its chains are added to the result. Integer sums wrap, so the order of
+additions between two stuck registers does not matter; at them it does, and is kept.
 """
 
 from __future__ import annotations
@@ -34,34 +37,42 @@ _BLOCK = 64  # input vectors per accumulation block
 
 
 @njit(cache=True, parallel=True)
-def _build(T, wp, k0, k1, byp, cum_and, cum_or, pm, p_shift, plain, P):
+def _build(T, TT, wp, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P):
     """``P[k - k0, v, n]`` for ``k`` in ``[k0, k1)`` (see the module docstring).
 
-    ``T`` holds the product table followed by a row of zeros (for bypassed PEs). A plain PE
-    (no act fault up to it, no product fault) contributes its weight's row of ``T``: one
-    branch-free gather per entry, written contiguously; the others are recomputed after.
+    ``T`` is the product table, ``T[(w + 128) * 256 + a + 128]``; ``TT`` its transpose,
+    ``TT[v, w + 128]``, with a column of zeros at 256 (for bypassed PEs). The act a PE sees
+    is its row segment's composed mask of ``v`` (``seg[j] = (lo, hi, and, or)``, row ``r``'s
+    segments ``seg_ptr[r]:seg_ptr[r + 1]``), so for each act code and segment the entries
+    are gathers from one 256-entry row of ``TT`` (it stays in L1), written contiguously.
+    PEs with a stuck product bit (``pfault``) are then recomputed through their masks.
     """
     R, C = byp.shape
     N = wp.shape[1]
-    zero_row = T.shape[0] - 256
     for kk in prange(k0, k1):
         r = kk % R
-        base = np.empty(N, np.int64)
+        idx = np.empty(N, np.int64)
         for n in range(N):
-            c = n % C
-            base[n] = zero_row if byp[r, c] else (wp[kk, n] + 128) * 256
+            idx[n] = 256 if byp[r, n % C] else wp[kk, n] + 128
         for v in range(256):
             row = P[kk - k0, v]
-            for n in range(N):
-                row[n] = T[base[n] + v]
-        for n in range(N):
-            c = n % C
-            if byp[r, c] or plain[r, c]:
-                continue
-            for v in range(256):
-                a = (((v - 128) & cum_and[r, c]) | cum_or[r, c]) << 56 >> 56  # the act, an int8 pattern
-                p = (np.int64(T[base[n] + a + 128]) & pm[0, r, c]) | pm[1, r, c]
-                P[kk - k0, v, n] = (p << p_shift) >> p_shift
+            for g in range(seg_ptr[r], seg_ptr[r + 1]):
+                a = (((v - 128) & seg[g, 2]) | seg[g, 3]) << 56 >> 56  # the act, an int8 pattern
+                tv = TT[a + 128]
+                for n0 in range(0, N, C):
+                    for n in range(n0 + seg[g, 0], min(N, n0 + seg[g, 1])):
+                        row[n] = tv[idx[n]]
+        for g in range(seg_ptr[r], seg_ptr[r + 1]):
+            for n0 in range(0, N, C):
+                for n in range(n0 + seg[g, 0], min(N, n0 + seg[g, 1])):
+                    c = n - n0
+                    if byp[r, c] or not pfault[r, c]:
+                        continue
+                    base = (wp[kk, n] + 128) * 256
+                    for v in range(256):
+                        a = (((v - 128) & seg[g, 2]) | seg[g, 3]) << 56 >> 56
+                        p = (np.int64(T[base + a + 128]) & pm[0, r, c]) | pm[1, r, c]
+                        P[kk - k0, v, n] = (p << p_shift) >> p_shift
 
 
 @njit(cache=True, parallel=True)
@@ -78,34 +89,79 @@ def _accumulate(xp, k0, k1, P, acc):
                     row[n] += src[n]
 
 
+@njit(cache=True, parallel=True)
+def _accumulate_chains(xp, k0, k1, P, R, ps_ptr, ps, col, start, acc):
+    """As :func:`_accumulate`, with row ``r``'s stuck psum registers ``ps[ps_ptr[r]:ps_ptr[r + 1]]
+    = (j, and, or)`` applied after its row is added to the chains of output column
+    ``col[j]``. A chain is the part of ``acc`` added since its fold began (``start[m, j]``
+    holds ``acc`` then), so only the columns with a stuck psum register keep one."""
+    M = xp.shape[0]
+    N = acc.shape[1]
+    for b in prange((M + _BLOCK - 1) // _BLOCK):
+        for m in range(b * _BLOCK, min(M, b * _BLOCK + _BLOCK)):
+            row = acc[m]
+            st = start[m]
+            r = k0 % R - 1
+            for kk in range(k0, k1):
+                r = r + 1 if r + 1 < R else 0  # kk mod R (a division per row costs as much as its adds)
+                if r == 0:
+                    for j in range(col.shape[0]):
+                        st[j] = row[col[j]]
+                src = P[kk - k0, np.int64(xp[m, kk]) + 128]
+                for n in range(N):
+                    row[n] += src[n]
+                for i in range(ps_ptr[r], ps_ptr[r + 1]):
+                    j = ps[i, 0]
+                    n = col[j]
+                    s = (np.int64(row[n]) - st[j]) & 0xFFFFFFFF  # the chain, modulo 2**32
+                    v = st[j] + ((s & ps[i, 1]) | ps[i, 2])
+                    row[n] = (v << 32) >> 32
+
+
 def table_applies(precision, masks, bypass) -> bool:
-    """Whether this path computes the array's result: table products, integer sums, and no
-    stuck psum bit that bypass does not remove."""
-    if not getattr(precision, "table_sums", False):
-        return False
-    psum = stuck(masks[3, 0], masks[3, 1])
-    return bypass or not psum.any()
+    """Whether this path computes the array's result: table products and integer sums."""
+    return bool(getattr(precision, "table_sums", False))
+
+
+def _stuck_psums(masks, byp, N):
+    """``(ps_ptr, ps, col)``: the output columns ``col`` with a stuck psum register (not
+    bypassed) in their physical column ``n mod C``, and per array row ``r`` the registers
+    ``ps[ps_ptr[r]:ps_ptr[r + 1]] = (j, and, or)``: the one at ``(r, col[j] mod C)``."""
+    R, C = byp.shape
+    bad = (stuck(masks[3, 0], masks[3, 1]) & ~byp)[:, np.arange(N) % C]  # (R, N)
+    col = np.nonzero(bad.any(axis=0))[0]
+    rr, jj = np.nonzero(bad[:, col])
+    nn = col[jj] % C
+    ps = np.stack([jj, masks[3, 0][rr, nn], masks[3, 1][rr, nn]], axis=1).astype(np.int64)
+    return np.searchsorted(rr, np.arange(R + 1)).astype(np.int64), ps.reshape(-1, 3), col.astype(np.int64)
 
 
 def run_table(ops: Prepared, precision):
     """Result patterns (int64 ``(M, N)``) of a prepared GEMM on a table precision."""
     R, C, M, K, N, nkf = ops.R, ops.C, ops.M, ops.K, ops.N, ops.nkf
     masks, byp = ops.masks, ops.byp
-    T = np.concatenate([precision.kernels().table, np.zeros(256, np.int32)])
+    T = precision.kernels().table
     p_bits = precision.widths()[2]
-    _, _, (cum_and, cum_or) = ops.segments
+    seg_ptr, seg, _ = ops.segments
     pm = masks[2].astype(np.int64)
-    plain = (cum_and == -1) & (cum_or == 0) & ~stuck(masks[2, 0], masks[2, 1])
+    pfault = stuck(masks[2, 0], masks[2, 1])
     kp = nkf * R
     xp = np.zeros((M, kp), np.int8)
     xp[:, :K] = ops.x
     dtype = np.int16 if p_bits <= 16 else np.int32
+    TT = np.zeros((256, 257), dtype)
+    TT[:, :256] = T.reshape(256, 256).T
     P = np.empty((_CHUNK, 256, N), dtype)
     acc = np.zeros((M, N), np.int32)  # wraps modulo 2**32; sign-extended to acc_bits at the end
+    ps_ptr, ps, col = _stuck_psums(masks, byp, N)
+    start = np.zeros((M, len(col)), np.int64)
     wp = ops.wp
     for k0 in range(0, kp, _CHUNK):
         k1 = min(kp, k0 + _CHUNK)
-        _build(T, wp, k0, k1, byp, cum_and, cum_or, pm, np.int64(64 - p_bits), plain, P)
-        _accumulate(xp, k0, k1, P, acc)
+        _build(T, TT, wp, k0, k1, byp, seg_ptr, seg, pm, np.int64(64 - p_bits), pfault, P)
+        if len(col):
+            _accumulate_chains(xp, k0, k1, P, R, ps_ptr, ps, col, start, acc)
+        else:
+            _accumulate(xp, k0, k1, P, acc)
     shift = 64 - precision.acc_bits
     return (acc.astype(np.int64) << shift) >> shift

@@ -46,6 +46,27 @@ def test_lut_engines_equal_reference(data):
                 np.testing.assert_array_equal(arr.matmul(x, w, engine, flips=fl).out, want)
 
 
+@settings(max_examples=80)
+@given(data=st.data())
+def test_stuck_psums_on_the_gather_add_path(data):
+    """Stuck psum bits, where the table path keeps each fold's chains apart: narrow sums that
+    wrap, folds that end inside a block of table rows (R up to 20, K up to 50), and psum
+    faults beside product and act faults; the fast engine against the reference."""
+    base = data.draw(lut_precisions())
+    bits = base.widths()[2]
+    prec = LutPrecision(base.table, base.signed, acc_bits=data.draw(st.integers(bits, 32)))
+    cfg = ArrayConfig(data.draw(st.integers(1, 20)), data.draw(st.integers(1, 4)), prec)
+    fm = data.draw(fault_maps(cfg, max_faults=8, sites=("psum",)))
+    other = data.draw(fault_maps(cfg, max_faults=4))  # faults on any site beside them
+    masks = fm.masks.copy()
+    masks[:, 0] &= other.masks[:, 0]
+    masks[:, 1] |= other.masks[:, 1]
+    fm = FaultMap(cfg, masks)
+    x, w = data.draw(operands(cfg, max_m=6, max_k=50, max_n=9))
+    want = naive_matmul(x, w, fm.masks, False, prec)
+    np.testing.assert_array_equal(SystolicArray(cfg, fm).matmul(x, w, "fast").out, want)
+
+
 @settings(max_examples=60)
 @given(data=st.data())
 def test_the_exact_table_gives_int8_s_bits(data):

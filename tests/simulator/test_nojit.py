@@ -13,7 +13,7 @@ SCRIPT = """
 import warnings
 import numpy as np
 from faults import FaultMap
-from simulator import BF16, FP8_E4M3, FP16, FP32, SITES, ArrayConfig, SystolicArray
+from simulator import BF16, FP8_E4M3, FP16, FP32, SITES, ArrayConfig, LutPrecision, SystolicArray, multiplier
 from tests.naive import bits, naive_matmul
 warnings.simplefilter("ignore")
 
@@ -51,6 +51,20 @@ for case in range(60):  # float precisions, transient flips
         for engine in ("fast", "cycle"):
             got = bits(arr.matmul(x, w, engine, flips=flips).out)
             assert np.array_equal(got, want), (case, prec.name, engine, mitigation)
+luts = [multiplier("drum:4"), LutPrecision(rng.integers(-2 ** 31, 2 ** 31, (256, 256)).astype(np.int32), acc_bits=32),
+        LutPrecision(rng.integers(-2 ** 15, 2 ** 15, (256, 256)).astype(np.int16), acc_bits=20)]
+for case in range(30):  # table products (the gather-add path, stuck psum chains included)
+    prec = luts[case % 3]
+    r, c = (int(v) for v in rng.integers(1, 5, 2))
+    m, k, n = (int(v) for v in rng.integers(1, 10, 3))
+    cfg = ArrayConfig(r, c, prec)
+    fm = FaultMap.random(cfg, float(rng.choice([0.25, 0.5, 1.0])), seed=case)
+    x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    w = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    for mitigation in (None, "bypass"):
+        want = naive_matmul(x, w, fm.masks, mitigation == "bypass", prec)
+        got = SystolicArray(cfg, fm, mitigation).matmul(x, w, "fast").out
+        assert np.array_equal(got, want), (case, prec.name, mitigation)
 print("ok")
 """
 
