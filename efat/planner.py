@@ -26,7 +26,9 @@ steps 2-4 and 6). Given a population, a :class:`ResilienceMap` and a
    * ``efat``: every group with its ``E*``, one run per group.
 
    Chips that need no retraining count in the expected cost of ``reduce`` and ``efat``
-   (they are verified, and retrained if they fail). On paper ``efat <= reduce <= fixed``.
+   (they are verified, and retrained if they fail). Expected, ``efat <= reduce <= fixed``;
+   on paper ``reduce <= fixed``, and eFAT may plan more epochs than Reduce where a group at a
+   higher amount avoids its members' likely failures at their own (lower) amounts.
 
 Grouping is fast: each chip's faulty PEs are bit-packed into 64-bit words
 (:mod:`efat.bitsets`), union sizes are popcounts of ORs, and the reward matrix is

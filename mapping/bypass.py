@@ -20,9 +20,11 @@ __all__ = ["bypass_masks", "apply_masks"]
 
 
 def _pe_index(layer: nn.Module):
-    """``(k, n)`` GEMM indices of every element of the layer's weight tensor."""
+    """``(k, n)`` GEMM indices of every element of the layer's weight tensor (``n`` within
+    its group for a grouped conv)."""
     w = layer.weight
-    n = np.broadcast_to(np.arange(w.shape[0]).reshape(-1, *([1] * (w.dim() - 1))), w.shape)
+    per_group = w.shape[0] // getattr(layer, "groups", 1)
+    n = np.broadcast_to((np.arange(w.shape[0]) % per_group).reshape(-1, *([1] * (w.dim() - 1))), w.shape)
     k = np.broadcast_to(np.arange(int(np.prod(w.shape[1:]))).reshape(1, *w.shape[1:]), w.shape)
     return k, n
 
@@ -32,8 +34,10 @@ def bypass_masks(model: nn.Module, fault_map) -> dict[str, torch.Tensor]:
 
     Parameters
     ----------
-    model : nn.Module
-        The float model (or a QuantizedModel's ``module``).
+    model : nn.Module or QuantizedModel
+        The float model (its Linear/Conv layers), or a QuantizedModel (every op it runs on
+        the array; for a product of two activations, whose stationary operand is no weight,
+        the mask is the faulty-PE map ``(R, C)`` itself).
     fault_map : faults.FaultMap
         The chip; only which PEs are faulty matters.
     """
@@ -42,7 +46,11 @@ def bypass_masks(model: nn.Module, fault_map) -> dict[str, torch.Tensor]:
         raise MappingError(f"fault_map must be a faults.FaultMap; got {type(fault_map).__name__}.")
     R, C = faulty.shape
     out = {}
-    for name, layer in lowered_layers(model):
+    layers = model.layers if hasattr(model, "weight_layers") else lowered_layers(model)
+    for name, layer in layers:
+        if not hasattr(layer, "weight"):  # a product of two activations
+            out[name] = torch.from_numpy(faulty.copy())
+            continue
         k, n = _pe_index(layer)
         out[name] = torch.from_numpy(faulty[k % R, n % C].copy())
     return out

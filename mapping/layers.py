@@ -1,34 +1,42 @@
 """Simulated layers: drop-in subclasses of the torch layers they replace.
 
-A ``SimLinear`` / ``SimConv2d`` keeps the float parameters (so ``state_dict`` keys still
+A ``SimLinear`` / ``SimConv2d`` / ``SimConv1d`` keeps the float parameters (so ``state_dict`` keys still
 load) plus its weight operand and calibrated activation scale in the array's precision
 (:mod:`mapping.codecs`); its forward turns the input into the act operand, lowers it to a
 GEMM, runs the GEMM on the attached :class:`simulator.SystolicArray` (with the transient
 flips a fault source draws for it, if any), hands the result to a run-time check if one
 is attached (e.g. :class:`protect.RangeCheck`), and brings it back to float on the host.
+A grouped convolution runs one GEMM per group.
+
+In ``"float"`` mode (calibration, layer reports) a layer computes its float op and records
+what it saw: the largest input magnitude and the GEMM shapes.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from .codecs import codec_for
 from .errors import MappingError
-from .lowering import gemm_dims, lower_input, restore_output
+from .lowering import gemm_dims, gemm_groups, lower_input, restore_output
 
-__all__ = ["SimLinear", "SimConv2d", "SIM_LAYERS", "check_finite_input"]
+__all__ = ["SimLinear", "SimConv2d", "SimConv1d", "SIM_LAYERS", "check_finite_input", "SimState", "run_on_array"]
 
 
-class _SimState:
-    """What a simulated layer needs beyond its torch parameters."""
+class SimState:
+    """What a simulated op needs beyond its torch parameters: its name, codec, calibrated
+    act scale(s), the array it is attached to and what runs with it (flips, guard)."""
 
-    def __init__(self, layer: nn.Module, amax: float, precision, name: str):
+    def __init__(self, precision, name: str, amax: float = 0.0):
         self.name = name
         self.precision = precision
         self.codec = codec_for(precision)
         self.a_scale = self.codec.act_scale(amax)
-        self.w_q, self.w_scale = self.codec.weight(layer.weight)
+        self.mode = "array"  # or "float": compute in float, record amax and GEMM shapes
+        self.amax = [0.0, 0.0]  # in float mode: the largest |input| (and |second operand|) seen
+        self.gemms = []  # (m, k, n) of every GEMM since the last reset, in either mode
         self.array = None
         self.engine = "fast"
         self.flips = None  # callable (name, cfg, m, k, n, batch) -> (flips, out_flips) of one GEMM, or None
@@ -36,16 +44,18 @@ class _SimState:
         # run_gemm(name, array, x, w, matmul) -> out runs the GEMM itself (ABFT), or None
         self.n_cycles = 0  # cycles of every GEMM run since the last reset
 
+    def see(self, *operands) -> None:
+        """Float mode: record the operands' largest magnitudes (NaN refused, as on the array)."""
+        for i, x in enumerate(operands):
+            check_finite_input(self.name, x)
+            self.amax[i] = max(self.amax[i], float(x.detach().abs().max()) if x.numel() else 0.0)
 
-def _forward(layer, x: torch.Tensor) -> torch.Tensor:
-    st = layer.sim
+
+def run_on_array(st: SimState, x: np.ndarray, w: np.ndarray, batch: int) -> np.ndarray:
+    """One GEMM ``x @ w`` (operand codes) on ``st``'s array, with the flips its source draws
+    for it and its run-time check; the result patterns ``(M, N)``."""
     if st.array is None:
-        raise MappingError("this simulated layer is not attached to an array; use QuantizedModel.on(array).")
-    m, k, n = gemm_dims(layer, tuple(x.shape))  # a clear MappingError for inputs that do not fit
-    if not st.codec.nan_allowed:
-        check_finite_input(st.name, x)
-    xo = lower_input(layer, st.codec.act(x, st.a_scale))
-    batch = x.shape[0]
+        raise MappingError(f"simulated op {st.name!r} is not attached to an array; use QuantizedModel.on(array).")
 
     def matmul(xx, ww):  # one GEMM on the array, with the flips the source draws for it
         flips, out_flips = (None, None) if st.flips is None else st.flips(st.name, st.array.cfg, *xx.shape,
@@ -54,12 +64,30 @@ def _forward(layer, x: torch.Tensor) -> torch.Tensor:
         st.n_cycles += res.n_cycles
         return res.out
 
+    st.gemms.append((x.shape[0], x.shape[1], w.shape[1]))
     if st.guard is not None and hasattr(st.guard, "run_gemm"):  # a scheme that reshapes the GEMM (ABFT)
-        out = st.guard.run_gemm(st.name, st.array, xo, st.w_q, matmul)
-    else:
-        out = matmul(xo, st.w_q)
-        if st.guard is not None:
-            out = st.guard(st.name, st.array, xo, st.w_q, out)
+        return st.guard.run_gemm(st.name, st.array, x, w, matmul)
+    out = matmul(x, w)
+    return out if st.guard is None else st.guard(st.name, st.array, x, w, out)
+
+
+def _forward(layer, x: torch.Tensor, float_forward) -> torch.Tensor:
+    st = layer.sim
+    m, k, n = gemm_dims(layer, tuple(x.shape))  # a clear MappingError for inputs that do not fit
+    g = gemm_groups(layer)
+    if st.mode == "float":
+        st.see(x)
+        st.gemms.extend([(m, k, n)] * g)
+        return float_forward(layer, x)
+    if not st.codec.nan_allowed:
+        check_finite_input(st.name, x)
+    xo = lower_input(layer, st.codec.act(x, st.a_scale))
+    if g == 1:
+        out = run_on_array(st, xo, st.w_q, x.shape[0])
+    else:  # one GEMM per group: its input channels' columns, its output channels' weights
+        out = np.concatenate([run_on_array(st, np.ascontiguousarray(xo[:, j * k:(j + 1) * k]),
+                                           np.ascontiguousarray(st.w_q[:, j * n:(j + 1) * n]), x.shape[0])
+                              for j in range(g)], axis=1)
     y = st.codec.result(out, st.a_scale, st.w_scale, layer.bias)
     return restore_output(layer, y, tuple(x.shape))
 
@@ -67,23 +95,32 @@ def _forward(layer, x: torch.Tensor) -> torch.Tensor:
 class SimLinear(nn.Linear):
     """``nn.Linear`` computed on a simulated systolic array (a GEMM in the array's precision)."""
 
-    sim: _SimState
+    sim: SimState
 
     def forward(self, x):
-        return _forward(self, x)
+        return _forward(self, x, nn.Linear.forward)
 
 
 class SimConv2d(nn.Conv2d):
-    """``nn.Conv2d`` (groups=1) computed on a simulated systolic array via im2col."""
+    """``nn.Conv2d`` computed on a simulated systolic array via im2col (a GEMM per group)."""
 
-    sim: _SimState
+    sim: SimState
 
     def forward(self, x):
-        return _forward(self, x)
+        return _forward(self, x, nn.Conv2d.forward)
+
+
+class SimConv1d(nn.Conv1d):
+    """``nn.Conv1d`` computed on a simulated systolic array (as a Conv2d of height 1)."""
+
+    sim: SimState
+
+    def forward(self, x):
+        return _forward(self, x, nn.Conv1d.forward)
 
 
 #: Which simulated layer replaces which torch layer.
-SIM_LAYERS = {nn.Linear: SimLinear, nn.Conv2d: SimConv2d}
+SIM_LAYERS = {nn.Linear: SimLinear, nn.Conv2d: SimConv2d, nn.Conv1d: SimConv1d}
 
 
 def check_finite_input(name: str, x: torch.Tensor) -> None:
@@ -100,15 +137,17 @@ def check_finite_input(name: str, x: torch.Tensor) -> None:
 
 def make_sim_layer(layer: nn.Module, amax: float, precision, name: str) -> nn.Module:
     """A simulated copy of ``layer`` named ``name`` in its model (same constructor arguments,
-    same state_dict)."""
+    same state_dict; its type's own float forward for float mode)."""
     bias = layer.bias is not None
-    if isinstance(layer, nn.Linear):
+    kind = next(k for k in SIM_LAYERS if isinstance(layer, k))
+    if kind is nn.Linear:
         new = SimLinear(layer.in_features, layer.out_features, bias=bias)
     else:
-        new = SimConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                        padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=bias,
-                        padding_mode=layer.padding_mode)
+        new = SIM_LAYERS[kind](layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                               padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=bias,
+                               padding_mode=layer.padding_mode)
     new.load_state_dict(layer.state_dict())
     new.requires_grad_(False)
-    new.sim = _SimState(new, amax, precision, name)
+    new.sim = SimState(precision, name, amax)
+    new.sim.w_q, new.sim.w_scale = new.sim.codec.weight(new.weight)
     return new

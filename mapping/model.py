@@ -13,15 +13,16 @@ from torch import nn
 
 from simulator import INT8, SystolicArray
 
+from .actgemm import SimMatmul
 from .errors import MappingError, UnsupportedLayerError
-from .layers import SIM_LAYERS, check_finite_input, make_sim_layer
+from .graph import HOST_LAYERS, SIM_OPS, trace_model
+from .layers import check_finite_input, make_sim_layer
 from .numerics import one_thread
 from .lowering import LOWERED, check_lowerable
+from .outputs import accuracy_of, concat_outputs, first_tensor, predictions_of
 
 __all__ = ["QuantizedModel", "quantize", "run_model", "RunResult", "HOST_LAYERS", "lowered_layers"]
 
-#: Layers with parameters that run on the host in float (as an accelerator's post-processing unit).
-HOST_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 #: Calibration inputs used when none are given (the first ones of the training split).
 N_CALIB = 512
 
@@ -50,7 +51,7 @@ def lowered_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 class QuantizedModel:
-    """A model with every Linear/Conv2d replaced by its simulated twin (int8, or a float format).
+    """A model with every GEMM-like op replaced by its simulated twin (int8, or a float format).
 
     Build it with :func:`quantize`; run it with :func:`run_model` or, for one batch,
     ``with qm.on(array): logits = qm.module(x)``.
@@ -58,24 +59,38 @@ class QuantizedModel:
     Attributes
     ----------
     module : nn.Module
-        The converted copy (the original model is untouched).
+        The converted copy (the original model is untouched): a ``torch.fx.GraphModule``
+        when traced.
     precision : simulator.Precision
     act_amax : dict[str, float]
-        Calibrated ``max|input|`` of each lowered layer, by qualified name.
+        Calibrated ``max|input|`` of each lowered op, by name (for a product of two
+        activations, of its left operand; its right one is under ``name + ":b"``).
     """
 
-    def __init__(self, module: nn.Module, precision, act_amax: dict[str, float]):
+    def __init__(self, module: nn.Module, precision, act_amax: dict[str, float], order=None):
         self.module = module
         self.precision = precision
         self.act_amax = act_amax
+        self.order = order
 
     @property
     def layers(self) -> list[tuple[str, nn.Module]]:
-        return [(n, m) for n, m in self.module.named_modules() if isinstance(m, tuple(SIM_LAYERS.values()))]
+        """``(name, simulated op)`` of every op that runs on the array, in execution order."""
+        if self.order is not None:
+            return [(n, self.module.get_submodule(n)) for n in self.order]
+        return [(n, m) for n, m in self.module.named_modules() if isinstance(m, SIM_OPS)]
+
+    @property
+    def weight_layers(self) -> list[tuple[str, nn.Module]]:
+        """The layers whose stationary operand is a trained weight (not a product of two activations)."""
+        return [(n, m) for n, m in self.layers if not isinstance(m, SimMatmul)]
 
     @contextlib.contextmanager
-    def on(self, array: SystolicArray, engine: str = "fast", flips=None, guard=None):
+    def on(self, array: SystolicArray, engine: str = "fast", flips=None, guard=None, faulty_layers=None):
         """Attach every simulated layer to ``array`` for the duration of the block.
+
+        ``faulty_layers`` (optional): names of the ops that run on ``array``; all others run
+        on a fault-free array of the same shape and precision (per-op fault targeting).
 
         ``flips`` (optional) is a transient fault source: a callable ``(layer name, cfg, M,
         K, N, batch) -> (flips, out_flips)`` called for every GEMM (``batch``: the images in
@@ -93,9 +108,18 @@ class QuantizedModel:
             raise MappingError(
                 f"the model was quantized for {self.precision.name}; the array computes {array.cfg.precision.name}."
             )
-        for _, layer in self.layers:
+        names = [n for n, _ in self.layers]
+        if faulty_layers is not None:
+            unknown = sorted(set(faulty_layers) - set(names))
+            if unknown:
+                raise MappingError(f"faulty_layers: {', '.join(map(repr, unknown))} are not ops of this model; "
+                                   f"its ops: {', '.join(names)}.")
+            clean = SystolicArray(array.cfg)
+        for name, layer in self.layers:
             sim = layer.sim
-            sim.array, sim.engine, sim.n_cycles, sim.flips, sim.guard = array, engine, 0, flips, guard
+            chip = array if faulty_layers is None or name in faulty_layers else clean
+            sim.array, sim.engine, sim.n_cycles, sim.flips, sim.guard = chip, engine, 0, flips, guard
+            sim.gemms = []
         try:
             yield self.module
         finally:
@@ -105,18 +129,37 @@ class QuantizedModel:
     def with_masks(self, masks: dict[str, torch.Tensor]) -> QuantizedModel:
         """A copy whose int8 weights are zero where ``masks`` (from
         :func:`mapping.bypass_masks`) is True; scales stay as calibrated. On a fault-free
-        array it computes exactly what this model computes on the chip with bypass."""
-        new = QuantizedModel(copy.deepcopy(self.module), self.precision, dict(self.act_amax))
+        array it computes exactly what this model computes on the chip with bypass. For a
+        product of two activations the mask is the chip's faulty-PE map ``(R, C)``: its
+        stationary operand is zeroed there at every forward."""
+        new = QuantizedModel(copy.deepcopy(self.module), self.precision, dict(self.act_amax), self.order)
         layers = dict(new.layers)
         for name, mask in masks.items():
             if name not in layers:
                 raise MappingError(f"mask for {name!r}, which is not a lowered layer of this model.")
             sim = layers[name].sim
+            if isinstance(layers[name], SimMatmul):
+                sim.pe_mask = np.asarray(mask, bool)
+                continue
             m = np.asarray(mask, bool).reshape(mask.shape[0], -1).T
             if m.shape != sim.w_q.shape:
                 raise MappingError(f"mask for {name!r} does not match its weight {tuple(layers[name].weight.shape)}.")
             sim.w_q = np.where(m, 0, sim.w_q).astype(sim.w_q.dtype)
         return new
+
+    def gemm_shapes(self, x: torch.Tensor) -> dict[str, list[tuple[int, int, int]]]:
+        """The ``(M, K, N)`` of every GEMM each op runs for the inputs ``x``, computed in
+        float (nothing runs on an array)."""
+        ops = [m for _, m in self.layers]
+        for op in ops:
+            op.sim.mode, op.sim.gemms = "float", []
+        try:
+            with one_thread(), torch.no_grad():
+                self.module.eval()(x.float())
+            return {name: list(op.sim.gemms) for name, op in self.layers}
+        finally:
+            for op in ops:
+                op.sim.mode, op.sim.gemms = "array", []
 
     def cycles(self) -> dict[str, int]:
         """Cycles each lowered layer has run since the last :meth:`on`."""
@@ -139,24 +182,62 @@ def watch_inputs(model: nn.Module, targets, record):
         model.train(was_training)
 
 
-def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: int = 256) -> QuantizedModel:
+def quantize(model: nn.Module, calib: torch.Tensor, precision=INT8, batch_size: int = 256, leaves=(),
+             lowering: str = "trace") -> QuantizedModel:
     """Calibrate activation scales on ``calib`` and convert ``model`` for the array.
 
     Parameters
     ----------
     model : nn.Module
-        A float model of Linear, Conv2d (groups=1) and host layers (ReLU, pooling,
-        flatten, batch norm, softmax, ...).
+        A float model: anything ``torch.fx`` traces, whose GEMMs (Linear, Conv1d/Conv2d
+        incl. grouped and depthwise, matrix products, attention) run on the array and whose
+        other ops (ReLU, pooling, norms, softmax, residual adds, ...) run on the host
+        (:mod:`mapping.graph`).
     calib : Tensor
-        Calibration inputs (a few hundred are plenty); every lowered layer's input scale
+        Calibration inputs (a few hundred are plenty); every lowered op's input scale
         is ``max|input| / (2**(act_bits - 1) - 1)`` over them (``/ 127`` for int8), fixed
         from then on. Float formats take values unscaled (FP32, FP16, BF16) or scaled to their
         range (FP8), see :mod:`mapping.codecs`.
     precision : simulator.Precision
+    leaves : names or module types
+        Modules not to trace into: they run on the host, unlowered (the way out for a
+        module torch.fx cannot trace).
+    lowering : {"trace", "modules"}
+        ``"modules"`` swaps the Linear/Conv layers of the module tree instead of tracing
+        (the model's own forward runs; functional GEMMs stay on the host in float).
     """
-    targets = lowered_layers(model)
     if not isinstance(calib, torch.Tensor) or len(calib) == 0:
         raise MappingError("calib must be a non-empty tensor of model inputs.")
+    if lowering == "modules":
+        return _quantize_modules(model, calib, precision, batch_size)
+    if lowering != "trace":
+        raise MappingError(f"lowering must be 'trace' or 'modules'; got {lowering!r}.")
+    gm, order = trace_model(model, precision, leaves)
+    qm = QuantizedModel(gm, precision, {}, order)
+    ops = [m for _, m in qm.layers]
+    for op in ops:
+        op.sim.mode = "float"
+    try:
+        with one_thread(), torch.no_grad():
+            for i in range(0, len(calib), batch_size):
+                gm(calib[i : i + batch_size].float())
+    except (RuntimeError, MappingError) as e:
+        raise MappingError(f"calibration inputs of shape {tuple(calib.shape)} do not fit the model: {e}") from None
+    for name, op in qm.layers:
+        st = op.sim
+        st.mode, st.gemms = "array", []
+        if isinstance(op, SimMatmul):
+            op.calibrate()
+            qm.act_amax[name], qm.act_amax[name + ":b"] = st.amax
+        else:
+            st.a_scale = st.codec.act_scale(st.amax[0])
+            qm.act_amax[name] = st.amax[0]
+    return qm
+
+
+def _quantize_modules(model: nn.Module, calib: torch.Tensor, precision, batch_size: int) -> QuantizedModel:
+    """The module-tree lowering: every Linear/Conv layer swapped for its simulated twin."""
+    targets = lowered_layers(model)
     amax = {name: 0.0 for name, _ in targets}
 
     def record(name, x):
@@ -182,11 +263,13 @@ class RunResult:
 
     Attributes
     ----------
-    predictions : int64 array (n,)
+    predictions : int64 array (n,) or (n, ...)
+        The argmax over the last dimension of the model's (first) output: per input, or
+        per token for per-token outputs (:mod:`mapping.outputs`).
     accuracy : float or None
-        Fraction correct when labels were given.
-    logits : float32 array (n, classes) or None
-        When ``return_logits=True``.
+        Fraction correct when labels were given (labels shaped like the predictions).
+    logits : float32 array or None
+        The model's (first) output tensor, when ``return_logits=True``.
     layer_cycles : dict[str, int]
         Cycles each lowered layer ran on the array, over all inputs.
     protection : object or None
@@ -198,6 +281,7 @@ class RunResult:
     logits: np.ndarray | None = field(default=None, repr=False)
     layer_cycles: dict = field(default_factory=dict)
     protection: object = field(default=None, repr=False)
+    outputs: object = field(default=None, repr=False)  # the whole output structure, when return_logits=True
 
     @property
     def n_cycles(self) -> int:
@@ -215,7 +299,8 @@ def _split_data(data):
 
 
 def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_size: int = 256, calib=None,
-              return_logits: bool = False, progress: bool | None = None, flips=None, protect=None) -> RunResult:
+              return_logits: bool = False, progress: bool | None = None, flips=None, protect=None,
+              faulty_layers=None) -> RunResult:
     """Inference of ``model`` on the chip ``array``, every lowered layer's GEMM in the array's
     precision (int8 quantized, or float operands with FP32 accumulation).
 
@@ -242,6 +327,9 @@ def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_siz
     protect : run-time check, optional
         Checks and corrects every GEMM result on the host, e.g. a calibrated
         :class:`protect.RangeCheck`; what it saw is in ``RunResult.protection``.
+    faulty_layers : list of str, optional
+        Run only these ops (names of :attr:`QuantizedModel.layers`) on ``array``, the others
+        on a fault-free array (per-op fault targeting).
     """
     if not isinstance(array, SystolicArray):
         raise MappingError(f"array must be a simulator.SystolicArray; got {type(array).__name__}.")
@@ -264,14 +352,15 @@ def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_siz
     outs = []
     source = flips.session() if hasattr(flips, "session") else flips
     guard = protect.session() if hasattr(protect, "session") else protect
-    with model.on(array, engine, source, guard) as module, torch.no_grad():
+    with model.on(array, engine, source, guard, faulty_layers) as module, torch.no_grad():
         for i in tqdm(range(0, len(x), batch_size), total=n_batches, disable=not progress, desc="chip", unit="batch"):
             try:
                 outs.append(module(x[i : i + batch_size].float()))
             except RuntimeError as e:
                 raise MappingError(f"inputs of shape {tuple(x.shape[1:])} do not fit the model: {e}") from None
         cycles = model.cycles()
-    logits = torch.cat(outs).numpy()
-    pred = logits.argmax(axis=1)
-    acc = None if y is None else float((pred == np.asarray(y)).mean())
-    return RunResult(pred, acc, logits if return_logits else None, cycles, getattr(guard, "stats", None))
+    out = concat_outputs(outs)
+    pred = predictions_of(out)
+    acc = None if y is None else accuracy_of(pred, y)
+    logits = first_tensor(out).numpy() if return_logits else None
+    return RunResult(pred, acc, logits, cycles, getattr(guard, "stats", None), out if return_logits else None)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 
-from simulator import ArrayConfig, SystolicArray, gemm_timing, memory_timing
+from simulator import ArrayConfig, gemm_timing, memory_timing
 
+from .actgemm import SimMatmul
 from .errors import MappingError
-from .lowering import gemm_dims
-from .model import QuantizedModel, lowered_layers, watch_inputs
+from .model import QuantizedModel, quantize
 
 __all__ = ["LayerReport", "layer_report", "format_report"]
 
@@ -27,6 +26,10 @@ class LayerReport:
     (inputs and partial sums refetched when they do not fit their buffers), and
     ``memory_cycles``, ``total_cycles`` (double-buffered, with the first fill) and
     ``memory_bound`` are set. ``intensity`` is MACs per byte moved.
+
+    An op that runs several GEMMs of one shape (a grouped conv's groups; a product of two
+    activations per input and head) is one row with ``gemms`` > 1: M, K, N, folds and
+    utilisation are of one GEMM, cycles, MACs and bytes of all of them.
     """
 
     name: str
@@ -44,6 +47,7 @@ class LayerReport:
     memory_cycles: int | None = None
     total_cycles: int | None = None
     memory_bound: bool | None = None
+    gemms: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,35 +65,47 @@ def layer_report(model, input_shape, cfg: ArrayConfig, batch: int = 1) -> list[L
     batch : int
         Inputs streamed together (M grows with it; weights load once per fold).
     """
-    qm = model if isinstance(model, QuantizedModel) else None
-    module = qm.module if qm else model
-    targets = lowered_layers(module)
-    shapes = {}
-    # a QuantizedModel needs an array to run its forward: a fault-free one of this shape
-    attached = qm.on(SystolicArray(replace(cfg, precision=qm.precision))) if qm else contextlib.nullcontext()
+    x = torch.zeros((batch, *input_shape))
     try:
-        with attached, watch_inputs(module, targets, lambda n, x: shapes.__setitem__(n, tuple(x.shape))):
-            module(torch.zeros((batch, *input_shape)))
-    except RuntimeError as e:
+        qm = model if isinstance(model, QuantizedModel) else quantize(model, x, cfg.precision)
+        shapes = qm.gemm_shapes(x)
+    except (RuntimeError, MappingError) as e:
         raise MappingError(f"input shape {tuple(input_shape)} does not fit the model: {e}") from None
     rows = []
-    for name, layer in targets:
-        if name not in shapes:
-            continue  # a layer the forward pass does not use
-        m, k, n = gemm_dims(layer, shapes[name])
-        t = gemm_timing(cfg, m, k, n)
-        kind = type(layer).__name__.replace("Sim", "")
-        if cfg.memory is not None:
-            mt = memory_timing(cfg, m, k, n)
-            rows.append(LayerReport(name, kind, m, k, n, t.folds, t.n_cycles, t.pe_utilisation, t.mac_utilisation,
-                                    t.macs, mt.bytes_moved, mt.intensity, mt.memory_cycles, mt.total_cycles,
-                                    mt.memory_bound))
-            continue
-        a_bytes, w_bytes = (-(-b // 8) for b in cfg.precision.widths()[:2])
-        moved = a_bytes * m * k + w_bytes * k * n + 4 * m * n
-        rows.append(LayerReport(name, kind, m, k, n, t.folds, t.n_cycles, t.pe_utilisation, t.mac_utilisation,
-                                t.macs, moved, t.macs / moved))
+    for name, layer in qm.layers:
+        for (m, k, n), count in _runs(shapes[name]):
+            rows.append(_row(name, _kind(layer), m, k, n, count, cfg))
     return rows
+
+
+def _kind(layer) -> str:
+    if isinstance(layer, SimMatmul):
+        return "Linear(act)" if layer.kind == "linear" else "Matmul(act)"
+    return type(layer).__name__.replace("Sim", "")
+
+
+def _runs(shapes):
+    """``((m, k, n), count)`` for each run of equal GEMM shapes, in order."""
+    out = []
+    for s in shapes:
+        if out and out[-1][0] == s:
+            out[-1][1] += 1
+        else:
+            out.append([s, 1])
+    return [(s, c) for s, c in out]
+
+
+def _row(name, kind, m, k, n, count, cfg) -> LayerReport:
+    t = gemm_timing(cfg, m, k, n)
+    if cfg.memory is not None:
+        mt = memory_timing(cfg, m, k, n)
+        return LayerReport(name, kind, m, k, n, t.folds, count * t.n_cycles, t.pe_utilisation, t.mac_utilisation,
+                           count * t.macs, count * mt.bytes_moved, mt.intensity, count * mt.memory_cycles,
+                           count * mt.total_cycles, mt.memory_bound, count)
+    a_bytes, w_bytes = (-(-b // 8) for b in cfg.precision.widths()[:2])
+    moved = a_bytes * m * k + w_bytes * k * n + 4 * m * n
+    return LayerReport(name, kind, m, k, n, t.folds, count * t.n_cycles, t.pe_utilisation, t.mac_utilisation,
+                       count * t.macs, count * moved, t.macs / moved, gemms=count)
 
 
 def format_report(rows: list[LayerReport]) -> str:
@@ -97,7 +113,7 @@ def format_report(rows: list[LayerReport]) -> str:
     mem = bool(rows) and rows[0].memory_cycles is not None
     head = ("layer", "type", "M", "K", "N", "folds", "cycles", "pe_util", "mac_util", "MACs", "MAC/byte")
     head += ("mem_cycles", "total", "bound") if mem else ()
-    body = [(r.name, r.kind, r.m, r.k, r.n, r.folds, r.n_cycles, f"{r.pe_utilisation:.3f}",
+    body = [(r.name if r.gemms == 1 else f"{r.name} (x{r.gemms})", r.kind, r.m, r.k, r.n, r.folds, r.n_cycles, f"{r.pe_utilisation:.3f}",
              f"{r.mac_utilisation:.3f}", r.macs, f"{r.intensity:.2f}")
             + ((r.memory_cycles, r.total_cycles, "memory" if r.memory_bound else "compute") if mem else ())
             for r in rows]

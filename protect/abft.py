@@ -25,7 +25,7 @@ import numpy as np
 
 from .digits import from_digits, n_digits, to_digits
 
-__all__ = ["AbftResult", "global_abft", "fold_abft", "replicate", "float_tolerance", "SCHEMES"]
+__all__ = ["AbftResult", "global_abft", "fold_abft", "replicate", "float_tolerance", "tolerance_factor", "SCHEMES"]
 
 SCHEMES = ("none", "global", "fold", "replication")
 
@@ -54,10 +54,16 @@ def float_tolerance(x: np.ndarray, w: np.ndarray, precision) -> np.ndarray:
     its significand bits): ``tol[m] = (2 (K + N + 2) 2**-24 + 2**-p) sum_k |x_mk| sum_n |w_kn|``.
     """
     K, N = w.shape
+    mass = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)).sum(axis=1)
+    return tolerance_factor(K, N, precision) * mass
+
+
+def tolerance_factor(k, n, precision):
+    """``2 (k + n + 2) 2**-24 + 2**-p``: :func:`float_tolerance` per unit of ``sum_k |x| sum_n |w|``
+    (``k``, ``n`` may be arrays: one factor per checksum block)."""
     man = {32: 23, 16: 10 if precision.name == "fp16" else 7, 8: 3 if precision.name == "fp8_e4m3" else 2}
     p = man[precision.widths()[0]] + 1
-    mass = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)).sum(axis=1)
-    return (2 * (K + N + 2) * 2.0 ** -24 + 2.0 ** -p) * mass
+    return 2 * (np.asarray(k) + np.asarray(n) + 2) * 2.0 ** -24 + 2.0 ** -p
 
 
 def _row_checksum_operand(w, precision, count=None):

@@ -105,7 +105,7 @@ def fal_retune(qm: QuantizedModel, fault_map, hists: dict) -> tuple[QuantizedMod
     cfg = fault_map.cfg
     if cfg.precision != qm.precision:
         raise MappingError(f"the model is quantized for {qm.precision.name}; the chip computes {cfg.precision.name}.")
-    missing = [n for n, _ in qm.layers if n not in hists]
+    missing = [n for n, _ in qm.weight_layers if n not in hists]
     if missing:
         raise MappingError(f"no activation histogram for layer(s) {missing}; use activation_histograms().")
     T = product_table(cfg.precision)
@@ -124,8 +124,8 @@ def fal_retune(qm: QuantizedModel, fault_map, hists: dict) -> tuple[QuantizedMod
         if key not in behaviours:
             behaviours[key] = _pe_function(T, masks, cum_and, cum_or, r, c, p_bits)
         pe_key[(r, c)] = key
-    new = QuantizedModel(copy.deepcopy(qm.module), qm.precision, dict(qm.act_amax))
-    for name, layer in new.layers:
+    new = QuantizedModel(copy.deepcopy(qm.module), qm.precision, dict(qm.act_amax), qm.order)
+    for name, layer in new.weight_layers:
         wq = layer.sim.w_q.astype(np.int64)
         K, N = wq.shape
         best = {}

@@ -43,6 +43,8 @@ def register(sub):
     p.add_argument("--sweep-rates", type=floats, default="0,0.001,0.002,0.005,0.01,0.02,0.05,0.1",
                    metavar="F1,F2,...", help="fault rates of the sweep, comma-separated")
     p.add_argument("--trials", type=int, default=3, metavar="N", help="random chips per rate in the sweep (>= 1)")
+    p.add_argument("--per-layer", action="store_true",
+                   help="add the sensitivity of each op: the accuracy drop when only that op runs on the faulty chip")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -96,7 +98,7 @@ def _array_and_chip(args):
 
 
 def run(args):
-    from mapping import N_CALIB, format_report, layer_report, quantize, run_model
+    from mapping import N_CALIB, format_report, layer_report, layer_sensitivity, quantize, run_model
     from simulator import SystolicArray
     from training import evaluate
     from training.campaign import accuracy_vs_rate, plot_accuracy_vs_rate, write_csv
@@ -126,8 +128,11 @@ def run(args):
             f"{fmt}, faulty chip + bypass": acc_on(SystolicArray(cfg, fm, "bypass")),
         },
     }
-    rows = layer_report(model, tuple(data.input_shape), cfg)
+    rows = layer_report(qm, tuple(data.input_shape), cfg)
     results["layers"] = [r.as_dict() for r in rows]
+    if args.per_layer:
+        _, sens = layer_sensitivity(qm, data, SystolicArray(cfg, fm), args.engine, args.batch_size)
+        results["sensitivity"] = [s.as_dict() for s in sens]
     if args.plot:
         sweep = accuracy_vs_rate(qm, data, cfg, args.sweep_rates, trials=args.trials, seed=args.fault_seed,
                                  batch_size=args.batch_size)
@@ -146,6 +151,11 @@ def run(args):
         print(f"  {k:<28} {100 * v:6.2f}%")
     print("\nPer-layer timing (one input):")
     print(format_report(rows))
+    if args.per_layer:
+        print("\nPer-layer sensitivity (only that op on the faulty chip, the others fault-free):")
+        width = max(len(s["name"]) for s in results["sensitivity"])
+        for s in results["sensitivity"]:
+            print(f"  {s['name']:<{width}}  {s['kind']:<8} {100 * s['accuracy']:6.2f}%  drop {100 * s['drop']:+6.2f} points")
     if args.plot:
         print(f"\nwrote {args.plot} and {results['sweep']['csv']}")
     return 0

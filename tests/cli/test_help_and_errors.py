@@ -119,6 +119,17 @@ def test_figure_titles_state_the_constraint_their_numbers_use(monkeypatch, tmp_p
     assert "drop <= 2 points for >= 85% of chips (80% confidence)" == c.text()
 
 
+def test_simulate_per_layer_sensitivity(capsys):
+    import json
+
+    assert main(["simulate", "--model", "mlp", "--rows", "8", "--cols", "8", "--rate", "0.2", "--per-layer",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    sens = out["sensitivity"]
+    assert [s["name"] for s in sens] == [r["name"] for r in out["layers"]]
+    assert any(s["drop"] > 0 for s in sens) and all(0 <= s["accuracy"] <= 1 for s in sens)
+
+
 def test_simulate_in_a_float_precision(capsys, tmp_path):
     import json
 

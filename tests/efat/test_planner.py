@@ -89,7 +89,8 @@ def check_invariants(p: Plan, pop, rmap, c: Constraint):
         assert stats.lower_bound(counts[row, col], n[row], c.confidence) >= c.pass_target
         assert g.pass_probability[1] <= g.pass_probability[0] <= g.pass_probability[2]
     costs = p.costs
-    assert costs.efat.epochs <= costs.reduce.epochs + 1e-9 and costs.reduce.epochs <= costs.fixed.epochs + 1e-9
+    assert costs.reduce.epochs <= costs.fixed.epochs + 1e-9  # on paper (eFAT may plan more epochs than
+    # Reduce where that lowers its expected cost: members alone would often fail at their low amounts)
     assert costs.efat.expected <= costs.reduce.expected + 1e-9 <= costs.fixed.expected + 2e-9
     assert costs.efat.runs <= costs.reduce.runs <= costs.fixed.runs
     assert costs.reduce.epochs == pytest.approx(sum(ch.epochs for ch in p.chips if ch.status == "retrain"))

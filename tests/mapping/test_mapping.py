@@ -184,9 +184,9 @@ def test_report_cycles_equal_what_the_chip_runs():
 @pytest.mark.parametrize(
     "layer, match",
     [
-        (nn.Conv1d(1, 2, 3), r"'1' \(Conv1d\) holds weights .* supported on the array: Linear, Conv2d"),
-        (nn.Embedding(10, 4), r"'1' \(Embedding\)"),
-        (nn.Conv2d(2, 2, 1, groups=2), "groups=2; only groups=1"),
+        (nn.Bilinear(4, 4, 3), r"'1' \(Bilinear\) holds weights .* supported on the array: Linear, Conv2d, "
+                               r"Conv1d, .* leaves=\['1'\]"),
+        (nn.Conv1d(1, 2, 3, padding_mode="circular", padding=1), "'1': Conv1d padding_mode='circular'; only 'zeros'"),
     ],
 )
 def test_unsupported_layers_are_named(layer, match):
