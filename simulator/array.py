@@ -17,7 +17,7 @@ from .masks import faulty_pes, identity_masks, masks_of
 from .precision import sext
 from .timing import gemm_timing
 
-__all__ = ["SystolicArray", "MatmulResult", "ENGINES", "MITIGATIONS"]
+__all__ = ["SystolicArray", "MatmulResult", "BatchResult", "ENGINES", "MITIGATIONS"]
 
 ENGINES = ("fast", "cycle")
 MITIGATIONS = (None, "bypass")
@@ -27,6 +27,14 @@ MAX_TRACE = 50_000_000
 #: Numba's workers costs more than it saves, and on a loaded machine far more (measured: a 4x5x4 GEMM
 #: took 49 ms on 2 threads next to two busy processes, 0.07 ms on one).
 SMALL_WORK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Outputs ``(G, M, N)`` and total cycles of :meth:`SystolicArray.matmul_many`."""
+
+    out: np.ndarray
+    n_cycles: int
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,38 @@ class SystolicArray:
             engine=engine,
             trace=tr,
         )
+
+    def matmul_many(self, x, w, engine: str = "fast") -> BatchResult:
+        """Run ``G`` independent GEMMs ``x[g] @ w[g]`` one after another (each loading its own
+        stationary ``w[g]``), as ``G`` calls of :meth:`matmul` would.
+
+        ``x`` is ``(G, M, K)`` and ``w`` ``(G, K, N)``. Where the array's result is the exact
+        integer product (an integer precision on a fault-free chip, or with bypass, which
+        zeroes the weights on faulty PEs) the fast engine computes all of them in one batched
+        product; otherwise each runs through :meth:`matmul`. Same bits either way (tested).
+        """
+        if not isinstance(x, np.ndarray) or not isinstance(w, np.ndarray) or x.ndim != 3 or w.ndim != 3 \
+                or len(x) != len(w) or len(x) == 0:
+            raise OperandError(f"x and w must be 3-D arrays (G, M, K) and (G, K, N) with the same G >= 1; got "
+                               f"{getattr(x, 'shape', type(x).__name__)} and {getattr(w, 'shape', type(w).__name__)}.")
+        prec = self.cfg.precision
+        exact = engine == "fast" and getattr(prec, "blas_exact", False) and \
+            (self.mitigation == "bypass" or not self._faulty.any())
+        if not exact:
+            runs = [self.matmul(x[g], w[g], engine) for g in range(len(x))]
+            return BatchResult(np.stack([r.out for r in runs]), sum(r.n_cycles for r in runs))
+        self._check_operands(x[0], w[0])  # dtypes and shapes, as matmul checks them
+        prec.check_operand("x", x, 0)
+        prec.check_operand("w", w, 1)
+        (G, M, K), N = x.shape, w.shape[2]
+        w = w.astype(np.int64)
+        if self.mitigation == "bypass" and self._faulty.any():
+            R, C = self.cfg.shape
+            w = np.where(self._faulty[np.arange(K)[:, None] % R, np.arange(N)[None, :] % C], 0, w)
+        out = np.matmul(x.astype(np.float64), w.astype(np.float64))  # exact: |sums| < 2**53
+        shift = 64 - prec.acc_bits
+        acc = (out.astype(np.int64) << shift) >> shift
+        return BatchResult(prec.output(acc), G * gemm_timing(self.cfg, M, K, N).n_cycles)
 
     def _run(self, engine, xp, wp, kernels, timing, M, trace, ev, prec):
         tr = None
