@@ -69,7 +69,7 @@ def add_data_args(p, model: bool = True) -> None:
     p.add_argument("--data", default="digits", metavar="SPEC", help=DATA_HELP)
     if model:
         p.add_argument("--model", default="lenet5", metavar="NAME",
-                       help="model of the zoo: mlp, lenet5 or vgg (trained once, then loaded from the cache)")
+                       help="model of the zoo: mlp, lenet5, vgg or vit (trained once, then loaded from the cache)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data split, the training and the random chips")
 
 

@@ -46,7 +46,8 @@ def act_scale(amax: float, bits: int) -> float:
 def quantize_act(x: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
     """Integer-valued float tensor ``clamp(round(x / scale))`` (exact small integers)."""
     m = qmax(bits)
-    return torch.clamp(torch.round(x.detach().double() / scale), -m, m)
+    y = x.detach().double()  # a copy: divided, rounded and clamped in place (same bits as out of place)
+    return y.div_(scale).round_().clamp_(-m, m)
 
 
 def dequantize(acc: np.ndarray, a_scale: float, w_scale: torch.Tensor, bias) -> torch.Tensor:

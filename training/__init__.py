@@ -6,19 +6,20 @@ fault-injection campaigns over random chips.
 package :mod:`efat` (``import efat``), which sits above this one.
 """
 
-from .baseline import (CACHE_VERSION, DEFAULT_EPOCHS, TrainState, cache_dir_default, evaluate, model_digest,
-                       pretrained, train)
+from .baseline import (CACHE_VERSION, DEFAULT_EPOCHS, DEFAULT_LRS, TrainState, cache_dir_default, evaluate,
+                       model_digest, pretrained, train)
 from .campaign import CampaignRow, accuracy_vs_rate
 from .data import DataError, Dataset, load_dataset, load_digits_dataset, load_mnist, read_idx
 from .fat import FAT_LR, chip_accuracy, fat_retrain
-from .models import MLP, MODELS, LeNet5, SmallVGG, build_model
+from .models import MLP, MODELS, LeNet5, SmallVGG, ViT, build_model
 from .approx import approx_finetune
 from .retune import RetuneReport, activation_histograms, fal_retune
 
 __all__ = [
     "DataError", "Dataset", "load_digits_dataset", "read_idx", "load_mnist", "load_dataset",
-    "MLP", "LeNet5", "SmallVGG", "MODELS", "build_model",
+    "MLP", "LeNet5", "SmallVGG", "ViT", "MODELS", "build_model",
     "train", "TrainState", "evaluate", "pretrained", "model_digest", "cache_dir_default", "DEFAULT_EPOCHS",
+    "DEFAULT_LRS",
     "CACHE_VERSION",
     "accuracy_vs_rate", "CampaignRow",
     "fat_retrain", "chip_accuracy", "FAT_LR",

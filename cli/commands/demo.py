@@ -13,7 +13,7 @@ def register(sub):
                                    "populations. Resumes from what --out already holds.")
     p.add_argument("--out", default="demo_out/efat", metavar="DIR", help="output folder")
     p.add_argument("--data", default="digits", metavar="SPEC", help="data set, as for efat simulate")
-    p.add_argument("--model", default="lenet5", metavar="NAME", help="model of the zoo: mlp, lenet5 or vgg")
+    p.add_argument("--model", default="lenet5", metavar="NAME", help="model of the zoo: mlp, lenet5, vgg or vit")
     p.add_argument("--chips", type=int, default=60, metavar="N", help="chips per generated population")
     p.add_argument("--populations", type=int, default=5, metavar="N",
                    help="populations (seeds seed, seed+1, ...) the savings are measured over")

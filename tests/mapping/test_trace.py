@@ -237,3 +237,15 @@ def test_per_layer_sensitivity_matches_single_op_runs():
     for r in rows:
         assert r.accuracy == run_model(qm, (x, y), faulty, faulty_layers=[r.name]).accuracy
         assert r.drop == pytest.approx(base - r.accuracy)
+
+
+@pytest.mark.slow
+def test_the_vit_on_the_chip_within_a_point_of_float():
+    from training import evaluate, load_dataset, pretrained
+
+    data = load_dataset("digits")
+    model = pretrained("vit", data, seed=0)
+    qm = quantize(model, data.x_train[:512])
+    assert sum(type(m).__name__ == "SimMatmul" for _, m in qm.layers) == 4  # Q K^T and A V, two blocks
+    res = run_model(qm, data, SystolicArray(ArrayConfig(16, 16)))
+    assert abs(res.accuracy - evaluate(model, data.x_test, data.y_test)) <= 0.01

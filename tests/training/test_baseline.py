@@ -173,12 +173,12 @@ def test_cache_dir_from_environment(small, tmp_path, monkeypatch):
 
 
 def test_pretrained_unknown_model(small, tmp_path):
-    with pytest.raises(ValueError, match="mlp, lenet5, vgg"):
+    with pytest.raises(ValueError, match="mlp, lenet5, vgg, vit"):
         pretrained("resnet", small, cache_dir=tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, threshold", [("mlp", 0.95), ("lenet5", 0.95), ("vgg", 0.90)])
+@pytest.mark.parametrize("name, threshold", [("mlp", 0.95), ("lenet5", 0.95), ("vgg", 0.90), ("vit", 0.95)])
 def test_default_training_reaches_accuracy(digits, tmp_path, name, threshold):
     assert name in MODELS
     model = pretrained(name, digits, cache_dir=tmp_path)

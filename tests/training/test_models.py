@@ -1,4 +1,5 @@
-"""Model zoo: output shapes, supported layer types only, sizes and the name registry."""
+"""Model zoo: output shapes, supported layer types only, sizes and the name registry (the ViT's
+own tests are in test_vit.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from torch import nn
 from training.models import MLP, MODELS, LeNet5, SmallVGG, build_model
 
 SHAPES = [(1, 8, 8), (1, 28, 28)]
+CNNS = ("mlp", "lenet5", "vgg")  # the models built from array-lowerable layers only
 ALLOWED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten, nn.Sequential)
 
 
@@ -24,7 +26,7 @@ def test_forward_shape_and_backward(name, shape):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", CNNS)
 def test_only_supported_layers(name, shape):
     model = build_model(name, shape, 10)
     for qualname, module in model.named_modules():
@@ -54,9 +56,9 @@ def test_mlp_hidden_widths():
 
 
 def test_registry_and_errors():
-    assert MODELS == ("mlp", "lenet5", "vgg")
+    assert MODELS == ("mlp", "lenet5", "vgg", "vit")
     assert isinstance(build_model("vgg", (1, 8, 8), 10), SmallVGG)
-    with pytest.raises(ValueError, match="mlp, lenet5, vgg"):
+    with pytest.raises(ValueError, match="mlp, lenet5, vgg, vit"):
         build_model("resnet", (1, 8, 8), 10)
     with pytest.raises(ValueError, match="input_shape"):
         build_model("mlp", (8, 8), 10)
