@@ -44,7 +44,7 @@ class IntCodec:
 
     def act(self, x: torch.Tensor, scale: float) -> np.ndarray:
         """The act operand codes (int8), shaped like ``x``."""
-        return quantize_act(x, scale, self.precision.act_bits).to(torch.int8).numpy()
+        return quantize_act(x, scale, self.precision.act_bits).numpy().astype(np.int8)  # whole numbers: exact
 
     def result(self, out: np.ndarray, a_scale: float, w_scale, bias) -> torch.Tensor:
         return dequantize(out, a_scale, w_scale, bias)

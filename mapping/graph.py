@@ -46,9 +46,9 @@ _FUNCTIONAL = {F.linear: nn.Linear, F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d}
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self, leaves):
+    def __init__(self, leaves=()):  # a default: unpickling a GraphModule builds its tracer class bare
         super().__init__()
-        self.leaves = leaves
+        self.leaves = set(leaves)
 
     def is_leaf_module(self, m: nn.Module, name: str) -> bool:
         if name in self.leaves or type(m) in self.leaves:

@@ -52,7 +52,7 @@ def quantize_act(x: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
 
 def dequantize(acc: np.ndarray, a_scale: float, w_scale: torch.Tensor, bias) -> torch.Tensor:
     """``acc * (a_scale * w_scale[n]) + bias[n]`` in float32 for an int32 accumulator ``(..., N)``."""
-    y = torch.from_numpy(acc).to(torch.float32)
+    y = torch.from_numpy(acc.astype(np.float32))  # int32 -> float32, rounded to nearest as torch would
     y.mul_((a_scale * w_scale).float())
     if bias is not None:
         y.add_(bias.detach().float())

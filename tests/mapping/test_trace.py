@@ -249,3 +249,15 @@ def test_the_vit_on_the_chip_within_a_point_of_float():
     assert sum(type(m).__name__ == "SimMatmul" for _, m in qm.layers) == 4  # Q K^T and A V, two blocks
     res = run_model(qm, data, SystolicArray(ArrayConfig(16, 16)))
     assert abs(res.accuracy - evaluate(model, data.x_test, data.y_test)) <= 0.01
+
+
+def test_a_traced_model_pickles_to_the_same_bits():
+    import pickle
+
+    torch.manual_seed(11)
+    model = TinyTransformer(attention="mha").eval()
+    x = torch.randn(6, 6, 4)
+    qm = quantize(model, x)
+    back = pickle.loads(pickle.dumps(qm))  # process executors ship quantized models to workers
+    assert [n for n, _ in back.layers] == [n for n, _ in qm.layers]
+    np.testing.assert_array_equal(_logits(back, x, SystolicArray(CFG)), _logits(qm, x, SystolicArray(CFG)))
