@@ -22,7 +22,7 @@ import torch
 from simulator import FloatPrecision, IntPrecision, LutPrecision
 
 from .errors import MappingError
-from .quant import act_scale, dequantize, quantize_act, quantize_weight
+from .quant import act_codes, act_scale, dequantize, quantize_weight
 
 __all__ = ["codec_for", "IntCodec", "FloatCodec", "CODECS"]
 
@@ -44,7 +44,7 @@ class IntCodec:
 
     def act(self, x: torch.Tensor, scale: float) -> np.ndarray:
         """The act operand codes (int8), shaped like ``x``."""
-        return quantize_act(x, scale, self.precision.act_bits).numpy().astype(np.int8)  # whole numbers: exact
+        return act_codes(x, scale, self.precision.act_bits)
 
     def result(self, out: np.ndarray, a_scale: float, w_scale, bias) -> torch.Tensor:
         return dequantize(out, a_scale, w_scale, bias)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numba import njit  # one thread: a single pass over memory; threads would only wait on each other
 
-__all__ = ["qmax", "weight_scales", "quantize_weight", "act_scale", "quantize_act", "dequantize"]
+__all__ = ["qmax", "weight_scales", "quantize_weight", "act_scale", "quantize_act", "act_codes", "dequantize"]
 
 
 def qmax(bits: int) -> int:
@@ -50,10 +51,41 @@ def quantize_act(x: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
     return y.div_(scale).round_().clamp_(-m, m)
 
 
+@njit(cache=True)
+def _codes(x, scale, m, out):
+    for i in range(x.size):
+        v = np.rint(np.float64(x[i]) / scale)  # float64 division, ties to even: as quantize_act
+        out[i] = np.int8(min(max(v, -m), m))
+
+
+def act_codes(x: torch.Tensor, scale: float, bits: int) -> np.ndarray:
+    """``quantize_act(x, scale, bits)`` as int8 codes shaped like ``x``, in one pass (same values)."""
+    a = x.detach().contiguous().numpy().ravel()
+    if a.dtype != np.float32:
+        return quantize_act(x, scale, bits).numpy().astype(np.int8)
+    out = np.empty(a.size, np.int8)
+    _codes(a, float(scale), float(qmax(bits)), out)
+    return out.reshape(tuple(x.shape))
+
+
+@njit(cache=True)
+def _dequant(acc, s, b, has_bias, out):
+    n = s.size
+    for i in range(acc.shape[0]):
+        for j in range(n):
+            y = np.float32(acc[i, j]) * s[j]
+            out[i, j] = y + b[j] if has_bias else y  # no bias: no +0.0 (it would turn -0.0 into +0.0)
+
+
 def dequantize(acc: np.ndarray, a_scale: float, w_scale: torch.Tensor, bias) -> torch.Tensor:
-    """``acc * (a_scale * w_scale[n]) + bias[n]`` in float32 for an int32 accumulator ``(..., N)``."""
-    y = torch.from_numpy(acc.astype(np.float32))  # int32 -> float32, rounded to nearest as torch would
-    y.mul_((a_scale * w_scale).float())
-    if bias is not None:
-        y.add_(bias.detach().float())
-    return y
+    """``acc * (a_scale * w_scale[n]) + bias[n]`` in float32 for an int32 accumulator ``(..., N)``:
+    the int32 rounded to float32, times the float32 scale, plus the float32 bias (two roundings,
+    no fused multiply-add)."""
+    s = (a_scale * w_scale).float().reshape(-1).numpy()
+    n = acc.shape[-1]
+    s = np.broadcast_to(s, (n,)).astype(np.float32)
+    b = np.zeros(n, np.float32) if bias is None else bias.detach().float().reshape(-1).numpy()
+    flat = np.ascontiguousarray(acc).reshape(-1, n)
+    out = np.empty(flat.shape, np.float32)
+    _dequant(flat.astype(np.int32, copy=False), s, b, bias is not None, out)
+    return torch.from_numpy(out.reshape(acc.shape))

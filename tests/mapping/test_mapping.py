@@ -244,3 +244,23 @@ def test_nan_inputs_are_refused_naming_the_layer():
     inf = x.clone()
     inf[0, 0, 0, 0] = float("inf")  # infinities are defined: they saturate
     assert run_model(qm, inf, SystolicArray(ArrayConfig(8, 8))).predictions.shape == (32,)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=40),
+       st.sampled_from([1e-3, 0.5, 1.0, 0.0371, 3.0e5]), st.sampled_from([8, 6, 4]))
+def test_one_pass_act_codes_equal_quantize_act(values, scale, bits):
+    """The fused int8 coding (float64 division, ties to even, clamp) gives quantize_act's values,
+    ties (k + 0.5) * scale and infinities included; dequantize is int32 -> float32, times the
+    scale, plus the bias, two float32 roundings."""
+    from mapping.quant import act_codes, dequantize
+
+    ties = [(k + 0.5) * scale for k in range(-3, 3)]
+    x = torch.tensor(values + ties + [float("inf"), float("-inf")], dtype=torch.float32)
+    np.testing.assert_array_equal(act_codes(x, scale, bits), quantize_act(x, scale, bits).numpy().astype(np.int8))
+    acc = np.arange(-6, 6, dtype=np.int32).reshape(3, 4) * 1234567
+    w = torch.tensor([0.5, 1e-3, 2.0, 3.3], dtype=torch.float64)
+    b = torch.tensor([0.1, -2.0, 0.0, 7.5])
+    want = torch.from_numpy(acc).float() * (scale * w).float() + b
+    assert torch.equal(dequantize(acc, scale, w, b), want)
+    assert torch.equal(dequantize(acc, scale, w, None), torch.from_numpy(acc).float() * (scale * w).float())
