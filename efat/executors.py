@@ -30,6 +30,8 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from concurrent.futures.process import BrokenProcessPool
 
@@ -186,6 +188,16 @@ def _init_worker():
     os.environ.update(_WORKER_ENV)  # before torch is imported here
     if "numba" in sys.modules:  # imported already (efat imports it), its threads not launched yet:
         sys.modules["numba"].config.reload_config()  # NUMBA_NUM_THREADS=1 now, or its compiler fails later
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """End this worker when the process that started it is gone (killed, say): an orphan would
+    otherwise finish its task, and compute for nobody, before it notices."""
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _process_call(fn, token, path, task):

@@ -280,3 +280,56 @@ def test_imports_without_torch_and_dask():
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def sleeping_task(shared, k):
+    """Writes its worker's pid, then sleeps far longer than the test waits."""
+    pathlib.Path(shared).write_text(str(os.getpid()))
+    time.sleep(120)
+    return k
+
+
+PARENT = """
+import sys
+from efat.executors import Processes
+from tests.efat.test_executors import sleeping_task
+Processes(1).run(sleeping_task, [0], sys.argv[1], progress=False)
+"""
+
+
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
+    """A killed parent (kill -9, an out-of-memory kill) must not leave its workers computing."""
+    import signal
+    import subprocess
+
+    pidfile = tmp_path / "worker.pid"
+    root = pathlib.Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pidfile)], cwd=root,
+                              env=dict(os.environ, PYTHONPATH=str(root)))
+    try:
+        deadline = time.time() + 120
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.time() < deadline and parent.poll() is None, "the worker never started"
+            time.sleep(0.2)
+        worker = int(pidfile.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if not _alive(worker):
+                return
+            time.sleep(0.2)
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker outlived its killed parent by 15 s")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid) -> bool:
+    """Running (a zombie waiting for init to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
