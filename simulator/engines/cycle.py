@@ -29,8 +29,14 @@ whose first row fold it ran, and keeps the raw results of the row folds it ran o
 column fold begun by an earlier worker; these are added after, in order. The result is
 the same bits for any number of threads.
 
-The fold kernels are inlined into ``_run_cycle`` (``inline="always"``): compiled as
-separate functions, their speed depended on what else the process had compiled first
+Speed: each cycle first sweeps every PE as if it had no mask and no bypass (a
+branch-free loop over int32 registers that runs in SIMD lanes, :func:`_sweep`), then
+recomputes, from the same previous-cycle registers, the few PEs that have a stuck bit in
+their act, product or psum register or are bypassed, and the PEs hit by a flip in this
+cycle. The registers are double-buffered, so a PE's new registers depend only on the
+previous cycle's: recomputing one PE after the sweep is the same as computing it in place.
+The other fold kernels are inlined into ``_run_cycle`` (``inline="always"``): compiled
+as separate functions, their speed depended on what else the process had compiled first
 (measured with ``bench/bench_cycle.py``).
 """
 
@@ -47,24 +53,13 @@ _WEIGHT = 1
 
 
 @njit(cache=True, inline="always")
-def _pe(k, a_in, p_in, r, c, wv, am, pm, sm, byp, a2, p2):
-    """One PE, one cycle: latch act, multiply, latch psum (or bypass both)."""
-    a_reg = (a_in & am[0, r, c]) | am[1, r, c]
-    prod = (pat(k, mul(k, wv[r, c], dec(k, a_reg))) & pm[0, r, c]) | pm[1, r, c]
-    s = (pat(k, add(k, val(k, p_in), val(k, prod))) & sm[0, r, c]) | sm[1, r, c]
-    b = byp[r, c] != 0
-    a2[r, c] = a_in if b else a_reg
-    p2[r, c] = p_in if b else s
-
-
-@njit(cache=True, inline="always")
-def _pe_flipped(k, a_in, p_in, r, c, wv, am, pm, sm, a2, p2, fa, fp, fs):
-    """PE (r, c) in a cycle with transient flips ``fa``, ``fp``, ``fs`` (XOR patterns)."""
-    a_reg = ((a_in ^ fa) & am[0, r, c]) | am[1, r, c]
-    prod = ((pat(k, mul(k, wv[r, c], dec(k, a_reg))) ^ fp) & pm[0, r, c]) | pm[1, r, c]
-    s = ((pat(k, add(k, val(k, p_in), val(k, prod))) ^ fs) & sm[0, r, c]) | sm[1, r, c]
-    a2[r, c] = a_reg
-    p2[r, c] = s
+def _pe_flipped(k, a_in, p_in, r, c, wv, cst, fa, fp, fs):
+    """PE ``(r, c)`` in a cycle with transient flips ``fa``, ``fp``, ``fs`` (XOR patterns):
+    its act and psum register patterns."""
+    a_reg = ((a_in ^ fa) & cst[r, 0, c]) | cst[r, 1, c]
+    prod = ((pat(k, mul(k, wv[r, c], dec(k, a_reg))) ^ fp) & cst[r, 2, c]) | cst[r, 3, c]
+    s = ((pat(k, add(k, val(k, p_in), val(k, prod))) ^ fs) & cst[r, 4, c]) | cst[r, 5, c]
+    return a_reg, s
 
 
 @njit(cache=True, inline="always")
@@ -94,23 +89,51 @@ def _flip_weight(k, e, ev, wm, wreg, wv):
     wv[r, c] = dec(k, wreg[r, c])
 
 
-@njit(cache=True, inline="always")
-def _stream(k, x, k0, n0, wreg, wv, wm, am, pm, sm, byp, acc_out, own, head, trace, t0, ev, e, e_hi, n_load):
+@njit(cache=True)
+def _sweep(k, ap, an, pp, pn, wv):
+    """One cycle of every PE as if it had no stuck-at fault and no bypass: latch the act,
+    multiply, latch the psum. Reads the registers of the previous cycle (``ap``, ``pp``),
+    writes the new ones (``an``, ``pn``); layout in :func:`_stream`. The PEs that do have
+    masks or a bypass are then recomputed by :func:`_stream` from the same inputs, so every
+    register still ends the cycle as its PE computes it.
+
+    One branch-free loop per row over a working set that fits in L2, so it runs in SIMD
+    lanes. A function of its own: inlined into the fold loop, LLVM kept it scalar (measured).
+    """
+    R, C = wv.shape
+    for r in range(R):
+        for c in range(C):
+            a_in = ap[r, c]
+            prod = pat(k, mul(k, wv[r, c], dec(k, a_in)))
+            an[r, c + 1] = a_in
+            pn[r + 1, c] = pat(k, add(k, val(k, pp[r, c]), val(k, prod)))
+
+
+@njit(cache=True)
+def _stream(k, x, k0, n0, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0, ev, e, e_hi, n_load):
     """Stream all M inputs through the loaded array; put the fold result into ``acc_out``
     (added, when ``own``) or ``head`` (raw). Returns the number of cycles run.
 
     ``ev[e:e_hi]`` are the fold's transient flips from cycle ``n_load`` on, in cycle order.
     ``trace`` (cycles x R x C bool) is filled from row ``t0`` when it has more than one row.
+
+    Registers, double-buffered (``ap``, ``pp`` this cycle's inputs; ``an``, ``pn`` what
+    the PEs latch): ``a[r, c + 1]`` is the act register of PE ``(r, c)`` and ``a[r, 0]``
+    the input at row ``r``'s left edge; ``p[r + 1, c]`` is the psum register of PE
+    ``(r, c)`` and ``p[0, :]`` the zeros entering the top. Patterns are held sign-extended
+    in int32. Valid bits ``v`` move right with the acts the same way. The PE loop indexes
+    the 2-d arrays directly and has no branch, so it runs in SIMD lanes (row views, which
+    Numba reference-counts, made it 4x slower; measured).
     """
     M, K = x.shape
     N = acc_out.shape[1]
     R, C = wreg.shape
-    a = np.zeros((R, C), x.dtype)
-    p = np.zeros((R, C), np.int32)
-    v = np.zeros((R, C), np.uint8)
-    a2 = np.zeros((R, C), x.dtype)
-    p2 = np.zeros((R, C), np.int32)
-    v2 = np.zeros((R, C), np.uint8)
+    ap = np.zeros((R, C + 1), np.int32)
+    an = np.zeros((R, C + 1), np.int32)
+    pp = np.zeros((R + 1, C), np.int32)
+    pn = np.zeros((R + 1, C), np.int32)
+    vp = np.zeros((R, C + 1), np.uint8)
+    vn = np.zeros((R, C + 1), np.uint8)
     emitted = np.zeros(C, np.int64)
     n_left = M * C
     tracing = trace.shape[0] > 1
@@ -122,25 +145,25 @@ def _stream(k, x, k0, n0, wreg, wv, wm, am, pm, sm, byp, acc_out, own, head, tra
             if ev[e, 3] == _WEIGHT:  # used by this cycle's MAC on
                 _flip_weight(k, e, ev, wm, wreg, wv)
             e += 1
-        for r in range(R):
+        for r in range(R):  # the left edge: row r gets input vector t - r (the skew)
             mi = t - r
             kk = k0 + r
-            if 0 <= mi < M:
-                a_edge = x[mi, kk] if kk < K else x.dtype.type(0)
-                v_edge = np.uint8(1)
+            inside = 0 <= mi < M
+            ap[r, 0] = np.int32(x[mi, kk]) if inside and kk < K else np.int32(0)
+            vp[r, 0] = np.uint8(1) if inside else np.uint8(0)
+        _sweep(k, ap, an, pp, pn, wv)
+        for i in range(fix.shape[0]):  # PEs with masks or a bypass, from the same inputs
+            r, c = fix[i, 0], fix[i, 1]
+            if cst[r, 6, c] != 0:
+                an[r, c + 1] = ap[r, c]
+                pn[r + 1, c] = pp[r, c]
             else:
-                a_edge = x.dtype.type(0)
-                v_edge = np.uint8(0)
-            v2[r, 0] = v_edge
-            _pe(k, a_edge, p[r - 1, 0] if r > 0 else np.int32(0), r, 0, wv, am, pm, sm, byp, a2, p2)
-            for c in range(1, C):
-                v2[r, c] = v[r, c - 1]
-            if r == 0:
-                for c in range(1, C):
-                    _pe(k, a[0, c - 1], np.int32(0), 0, c, wv, am, pm, sm, byp, a2, p2)
-            else:
-                for c in range(1, C):
-                    _pe(k, a[r, c - 1], p[r - 1, c], r, c, wv, am, pm, sm, byp, a2, p2)
+                a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, 0, 0, 0)
+                an[r, c + 1] = a_reg
+                pn[r + 1, c] = s
+        for r in range(R):
+            for c in range(C):
+                vn[r, c + 1] = vp[r, c]
         j = e0
         while j < e:  # act / product / psum flips of this cycle, grouped by PE
             r, c = ev[j, 1], ev[j, 2]
@@ -154,23 +177,16 @@ def _stream(k, x, k0, n0, wreg, wv, wm, am, pm, sm, byp, acc_out, own, head, tra
                 elif site == 3:
                     fs ^= ev[j, 4]
                 j += 1
-            if (fa | fp | fs) != 0 and byp[r, c] == 0:
-                mi = t - r
-                kk = k0 + r
-                if c > 0:
-                    a_in = a[r, c - 1]
-                elif 0 <= mi < M and kk < K:
-                    a_in = x[mi, kk]
-                else:
-                    a_in = x.dtype.type(0)
-                p_in = p[r - 1, c] if r > 0 else np.int32(0)
-                _pe_flipped(k, a_in, p_in, r, c, wv, am, pm, sm, a2, p2, fa, fp, fs)
+            if (fa | fp | fs) != 0 and cst[r, 6, c] == 0:
+                a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, fa, fp, fs)
+                an[r, c + 1] = a_reg
+                pn[r + 1, c] = s
         for c in range(C):
-            if v2[R - 1, c]:
+            if vn[R - 1, c + 1]:
                 n = n0 + c
                 if n < N:
                     mo = emitted[c]
-                    fv = val(k, p2[R - 1, c])
+                    fv = val(k, pn[R, c])
                     if own:
                         acc_out[mo, n] = acc(k, acc_out[mo, n], fv)
                     else:
@@ -180,19 +196,41 @@ def _stream(k, x, k0, n0, wreg, wv, wm, am, pm, sm, byp, acc_out, own, head, tra
         if tracing:
             for r in range(R):
                 for c in range(C):
-                    trace[t0 + t, r, c] = v2[r, c] != 0
-        a, a2 = a2, a
-        p, p2 = p2, p
-        v, v2 = v2, v
+                    trace[t0 + t, r, c] = vn[r, c + 1] != 0
+        ap, an = an, ap
+        pp, pn = pn, pp
+        vp, vn = vn, vp
         t += 1
     return t
 
 
+def _special(masks, bypass):
+    """``(F, 2)`` positions of the PEs whose act, product or psum register has a stuck bit,
+    or that are bypassed: the ones :func:`_sweep` does not compute as they are."""
+    R, C = bypass.shape
+    ident = np.array([-1, 0], np.int32)[:, None, None]
+    odd = bypass.astype(bool)
+    for site in (0, 2, 3):
+        odd |= (masks[site] != ident).any(axis=0)
+    return np.argwhere(odd).astype(np.int64).reshape(-1, 2)
+
+
+def _constants(masks, bypass):
+    """Per row ``r``: ``cst[r]`` = act AND/OR, product AND/OR, psum AND/OR masks and the
+    bypass bits, as int32 rows of length C (one array, so the row loop reads one block)."""
+    R, C = bypass.shape
+    cst = np.empty((R, 7, C), np.int32)
+    for i, (site, j) in enumerate(((0, 0), (0, 1), (2, 0), (2, 1), (3, 0), (3, 1))):
+        cst[:, i] = masks[site, j]
+    cst[:, 6] = bypass
+    return cst
+
+
 @njit(cache=True, parallel=True)
-def _run_cycle(k, x, w, wm, am, pm, sm, byp, n_workers, trace, ev, ev_ptr):
+def _run_cycle(k, x, w, wm, cst, fix, n_workers, trace, ev, ev_ptr):
     M, K = x.shape
     N = w.shape[1]
-    R, C = byp.shape
+    R, C = wm.shape[1:]
     nkf = (K + R - 1) // R
     nnf = (N + C - 1) // C
     n_folds = nkf * nnf
@@ -218,7 +256,7 @@ def _run_cycle(k, x, w, wm, am, pm, sm, byp, n_workers, trace, ev, ev_ptr):
                     _flip_weight(k, e, ev, wm, wreg, wv)
                 e += 1
             head = heads[wk, min(f - lo, n_head - 1)]
-            n_stream = _stream(k, x, kf * R, nf * C, wreg, wv, wm, am, pm, sm, byp, accs[wk], own, head,
+            n_stream = _stream(k, x, kf * R, nf * C, wreg, wv, wm, cst, fix, accs[wk], own, head,
                                trace, t0 + n_load, ev, e, e_hi, n_load)
             fold_cycles[f] = n_load + n_stream
             t0 += n_load + n_stream
@@ -273,11 +311,8 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
     if events is None:
         events = (np.zeros((0, 5), np.int64), np.zeros(n_folds + 1, np.int64))
     ev, ev_ptr = events
-    op = x.dtype
     wm = masks[1].astype(w.dtype)
-    am = masks[0].astype(op)
-    pm = np.ascontiguousarray(masks[2], dtype=np.int32)
-    sm = np.ascontiguousarray(masks[3], dtype=np.int32)
+    cst = _constants(masks, bypass)
     per = -(-n_folds // n_workers)
     n_workers = -(-n_folds // per)  # no idle workers (their accumulators would cost memory)
-    return _run_cycle(kernels, x, w, wm, am, pm, sm, bypass, np.int64(n_workers), trace, ev, ev_ptr)
+    return _run_cycle(kernels, x, w, wm, cst, _special(masks, bypass), np.int64(n_workers), trace, ev, ev_ptr)

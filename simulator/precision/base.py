@@ -15,10 +15,16 @@ import numpy as np
 
 from ..errors import ConfigError, OperandError
 
-__all__ = ["Precision", "SITES", "register", "sext"]
+__all__ = ["Precision", "SITES", "register", "sext", "wrap_constants"]
 
 #: Register sites of a PE, in the order fault masks are stacked: ``masks[i]`` is site ``SITES[i]``.
 SITES = ("act", "weight", "product", "psum")
+
+
+def wrap_constants(bits: int) -> tuple[np.int64, np.int64]:
+    """``(half, mask)`` with which ``((v + half) & mask) - half`` wraps an integer ``v`` to a
+    ``bits``-bit two's-complement value (what integer kernels' adders do)."""
+    return np.int64(1 << (bits - 1)), np.int64((1 << bits) - 1)
 
 
 def sext(v: int, bits: int) -> int:

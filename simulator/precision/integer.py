@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, OperandError
-from .base import Precision, sext
+from .base import Precision, sext, wrap_constants
 
 __all__ = ["IntPrecision", "INT8", "IntKernels"]
 
@@ -19,9 +19,15 @@ def _check_bits(name: str, value, lo: int, hi: int) -> None:
 
 
 class IntKernels(NamedTuple):
-    """Kernels of :class:`IntPrecision`: values are the patterns (int64), sums wrap."""
+    """Kernels of :class:`IntPrecision`: values are the patterns (int64), sums wrap.
 
-    shift: np.int64  # 64 - acc_bits: (v << shift) >> shift wraps v to acc_bits
+    The wrap is written with add, AND and subtract (not two shifts by a run-time amount)
+    so that, where the engines keep registers in int32, LLVM narrows the whole PE to int32
+    lanes (an AVX2 vector holds 8); the bits are the same either way.
+    """
+
+    half: np.int64  # 2**(acc_bits - 1) and
+    mask: np.int64  # 2**acc_bits - 1: ((v + half) & mask) - half wraps v to acc_bits
     zero: np.int64
 
     @staticmethod
@@ -34,11 +40,11 @@ class IntKernels(NamedTuple):
 
     @staticmethod
     def add(k, s, p):
-        return ((s + p) << k.shift) >> k.shift
+        return ((s + p + k.half) & k.mask) - k.half
 
     @staticmethod
     def acc(k, a, v):
-        return ((a + v) << k.shift) >> k.shift
+        return ((a + v + k.half) & k.mask) - k.half
 
     @staticmethod
     def pat(k, v):
@@ -123,7 +129,7 @@ class IntPrecision(Precision):
         return acc_patterns.astype(np.int32, copy=False)
 
     def kernels(self):
-        return IntKernels(np.int64(64 - self.acc_bits), np.int64(0))
+        return IntKernels(*wrap_constants(self.acc_bits), np.int64(0))
 
     # -- reference ---------------------------------------------------------------------
     def ref_mul(self, w, a):

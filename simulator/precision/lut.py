@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Precision, sext
+from .base import Precision, sext, wrap_constants
 
 __all__ = ["LutPrecision", "exact_table", "lookup"]
 
@@ -30,7 +30,8 @@ _REGISTRY: dict = {}  # sha256 -> a LutPrecision built in this process (to read 
 
 class SignedLutKernels(NamedTuple):
     table: np.ndarray  # int32 (65536,): the product of w and a at (w + 128) * 256 + (a + 128)
-    shift: np.int64
+    half: np.int64  # ((v + half) & mask) - half wraps v to acc_bits (see IntKernels)
+    mask: np.int64
     zero: np.int64
 
     @staticmethod
@@ -43,11 +44,11 @@ class SignedLutKernels(NamedTuple):
 
     @staticmethod
     def add(k, s, p):
-        return ((s + p) << k.shift) >> k.shift
+        return ((s + p + k.half) & k.mask) - k.half
 
     @staticmethod
     def acc(k, a, v):
-        return ((a + v) << k.shift) >> k.shift
+        return ((a + v + k.half) & k.mask) - k.half
 
     @staticmethod
     def pat(k, v):
@@ -193,7 +194,7 @@ class LutPrecision(Precision):
         if self._kernels is None:
             v = np.arange(-128, 128)
             full = lookup(self.table, self.signed, v[:, None], v[None, :]).astype(np.int32)
-            self._kernels = SignedLutKernels(full.ravel(), np.int64(64 - self.acc_bits), np.int64(0))
+            self._kernels = SignedLutKernels(full.ravel(), *wrap_constants(self.acc_bits), np.int64(0))
         return self._kernels
 
     # -- reference ---------------------------------------------------------------------
