@@ -232,7 +232,7 @@ class SystolicArray:
                         "Trace a smaller GEMM."
                     )
                 tr = np.zeros((timing.n_cycles, *self.cfg.shape), np.bool_)
-            n_workers = 1 if trace else max(1, min(numba.get_num_threads(), timing.folds))
+            n_workers = 1 if trace else numba.get_num_threads()  # the engine splits folds, or columns
             events = None if ev is None else by_fold(ev, prec.widths(), self.cfg.fold_cycles(M), timing.folds)
             out, fold_cycles = run_cycle(xp, wp, self._masks, bypass, kernels, n_workers, tr, events)
             n_cycles = int(fold_cycles.sum())

@@ -42,6 +42,8 @@ as separate functions, their speed depended on what else the process had compile
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -90,7 +92,7 @@ def _flip_weight(k, e, ev, wm, wreg, wv):
 
 
 @njit(cache=True)
-def _sweep(k, ap, an, pp, pn, wv):
+def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi):
     """One cycle of every PE as if it had no stuck-at fault and no bypass: latch the act,
     multiply, latch the psum. Reads the registers of the previous cycle (``ap``, ``pp``),
     writes the new ones (``an``, ``pn``); layout in :func:`_stream`. The PEs that do have
@@ -99,10 +101,15 @@ def _sweep(k, ap, an, pp, pn, wv):
 
     One branch-free loop per row over a working set that fits in L2, so it runs in SIMD
     lanes. A function of its own: inlined into the fold loop, LLVM kept it scalar (measured).
+    Only columns ``[c_lo, c_hi)`` are computed in full; columns left of them only pass
+    their acts on (what the columns from ``c_lo`` on need of them).
     """
-    R, C = wv.shape
+    R = wv.shape[0]
+    lo, hi = np.uint64(c_lo), np.uint64(c_hi)  # unsigned: no negative-index wrap-around, so SIMD
     for r in range(R):
-        for c in range(C):
+        for c in range(lo):  # columns left of this worker's: only their acts travel on
+            an[r, c + 1] = ap[r, c]
+        for c in range(lo, hi):
             a_in = ap[r, c]
             prod = pat(k, mul(k, wv[r, c], dec(k, a_in)))
             an[r, c + 1] = a_in
@@ -110,11 +117,13 @@ def _sweep(k, ap, an, pp, pn, wv):
 
 
 @njit(cache=True)
-def _stream(k, x, k0, n0, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0, ev, e, e_hi, n_load):
+def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0, ev, e, e_hi, n_load):
     """Stream all M inputs through the loaded array; put the fold result into ``acc_out``
     (added, when ``own``) or ``head`` (raw). Returns the number of cycles run.
 
     ``ev[e:e_hi]`` are the fold's transient flips from cycle ``n_load`` on, in cycle order.
+    Only the columns ``[c_lo, c_hi)`` of the array are run in full (and emit); the columns
+    left of them run their act registers only (see :func:`_run_cycle`).
     ``trace`` (cycles x R x C bool) is filled from row ``t0`` when it has more than one row.
 
     Registers, double-buffered (``ap``, ``pp`` this cycle's inputs; ``an``, ``pn`` what
@@ -135,7 +144,7 @@ def _stream(k, x, k0, n0, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0,
     vp = np.zeros((R, C + 1), np.uint8)
     vn = np.zeros((R, C + 1), np.uint8)
     emitted = np.zeros(C, np.int64)
-    n_left = M * C
+    n_left = M * (c_hi - c_lo)
     tracing = trace.shape[0] > 1
     t = 0
     while n_left > 0:
@@ -151,16 +160,19 @@ def _stream(k, x, k0, n0, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0,
             inside = 0 <= mi < M
             ap[r, 0] = np.int32(x[mi, kk]) if inside and kk < K else np.int32(0)
             vp[r, 0] = np.uint8(1) if inside else np.uint8(0)
-        _sweep(k, ap, an, pp, pn, wv)
+        _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi)
         for i in range(fix.shape[0]):  # PEs with masks or a bypass, from the same inputs
             r, c = fix[i, 0], fix[i, 1]
+            if c >= c_hi:
+                continue
             if cst[r, 6, c] != 0:
                 an[r, c + 1] = ap[r, c]
                 pn[r + 1, c] = pp[r, c]
             else:
                 a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, 0, 0, 0)
                 an[r, c + 1] = a_reg
-                pn[r + 1, c] = s
+                if c >= c_lo:
+                    pn[r + 1, c] = s
         for r in range(R):
             for c in range(C):
                 vn[r, c + 1] = vp[r, c]
@@ -177,11 +189,12 @@ def _stream(k, x, k0, n0, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0,
                 elif site == 3:
                     fs ^= ev[j, 4]
                 j += 1
-            if (fa | fp | fs) != 0 and cst[r, 6, c] == 0:
+            if (fa | fp | fs) != 0 and cst[r, 6, c] == 0 and c < c_hi:
                 a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, fa, fp, fs)
                 an[r, c + 1] = a_reg
-                pn[r + 1, c] = s
-        for c in range(C):
+                if c >= c_lo:
+                    pn[r + 1, c] = s
+        for c in range(c_lo, c_hi):
             if vn[R - 1, c + 1]:
                 n = n0 + c
                 if n < N:
@@ -227,56 +240,92 @@ def _constants(masks, bypass):
 
 
 @njit(cache=True, parallel=True)
-def _run_cycle(k, x, w, wm, cst, fix, n_workers, trace, ev, ev_ptr):
+def _run_cycle(k, x, w, wm, cst, fix, cuts, wv_zero, n_workers, trace, ev, ev_ptr):
+    """Folds, each split into ``len(cuts) - 1`` column parts, over ``n_workers`` workers.
+
+    Work units are ordered ``for nf: for part: for kf`` (a *group* is one column part of
+    one column fold); worker ``wk`` runs a contiguous run of ``per`` units with its own
+    registers. A part ``[c_lo, c_hi)`` runs its columns in full and the columns left of it
+    only as far as their act registers go, so parts of one fold run on different workers
+    with no exchange; every register is what the whole array computes.
+    """
     M, K = x.shape
     N = w.shape[1]
     R, C = wm.shape[1:]
+    n_parts = cuts.size - 1
     nkf = (K + R - 1) // R
     nnf = (N + C - 1) // C
-    n_folds = nkf * nnf
-    fold_cycles = np.zeros(n_folds, np.int64)
+    n_units = nkf * nnf * n_parts
+    unit_cycles = np.zeros(n_units, np.int64)
     accs = np.full((n_workers, M, N), k.zero)
-    per = (n_folds + n_workers - 1) // n_workers
+    per = (n_units + n_workers - 1) // n_workers
     n_head = max(1, min(per, nkf - 1))
     heads = np.full((n_workers, n_head, M, C), k.zero)
     for wk in prange(n_workers):
         wreg = np.zeros((R, C), w.dtype)
-        wv = np.full((R, C), k.zero)
+        wv = np.full((R, C), wv_zero)
         chain = np.zeros((R, C), w.dtype)
         t0 = 0
         lo = wk * per
-        for f in range(lo, min(n_folds, lo + per)):
-            nf = f // nkf
-            kf = f % nkf
-            own = f - kf >= lo  # this worker ran the column fold's first row fold
+        for u in range(lo, min(n_units, lo + per)):
+            g = u // nkf
+            kf = u % nkf
+            nf = g // n_parts
+            part = g % n_parts
+            f = nf * nkf + kf
+            own = u - kf >= lo  # this worker ran the group's first row fold
             e, e_hi = ev_ptr[f], ev_ptr[f + 1]
             n_load = _load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain)
             while e < e_hi and ev[e, 0] < n_load:  # flips in the load cycles hit the latched weight
                 if ev[e, 3] == _WEIGHT:
                     _flip_weight(k, e, ev, wm, wreg, wv)
                 e += 1
-            head = heads[wk, min(f - lo, n_head - 1)]
-            n_stream = _stream(k, x, kf * R, nf * C, wreg, wv, wm, cst, fix, accs[wk], own, head,
-                               trace, t0 + n_load, ev, e, e_hi, n_load)
-            fold_cycles[f] = n_load + n_stream
+            head = heads[wk, min(u - lo, n_head - 1)]
+            n_stream = _stream(k, x, kf * R, nf * C, cuts[part], cuts[part + 1], wreg, wv, wm, cst, fix, accs[wk],
+                               own, head, trace, t0 + n_load, ev, e, e_hi, n_load)
+            unit_cycles[u] = n_load + n_stream
             t0 += n_load + n_stream
     out = np.zeros((M, N), np.int64)
-    for nf in range(nnf):
-        f0 = nf * nkf
-        owner = f0 // per
-        n_lo, n_hi = nf * C, min(N, nf * C + C)
+    fold_cycles = np.zeros(nkf * nnf, np.int64)
+    for g in range(nnf * n_parts):
+        u0 = g * nkf
+        owner = u0 // per
+        nf = g // n_parts
+        c_lo, c_hi = cuts[g % n_parts], cuts[g % n_parts + 1]
+        for kf in range(nkf):  # a fold lasts until its last part (the one with the last column) ends
+            f = nf * nkf + kf
+            fold_cycles[f] = max(fold_cycles[f], unit_cycles[u0 + kf])
+        n_lo, n_hi = nf * C + c_lo, min(N, nf * C + c_hi)
         for m in range(M):
             for n in range(n_lo, n_hi):
                 s = accs[owner, m, n]
-                for f in range(f0 + 1, f0 + nkf):  # later row folds run by later workers, in order
-                    wk = f // per
+                for u in range(u0 + 1, u0 + nkf):  # later row folds run by later workers, in order
+                    wk = u // per
                     if wk != owner:
-                        s = acc(k, s, heads[wk, f - wk * per, m, n - n_lo])
+                        s = acc(k, s, heads[wk, u - wk * per, m, n - nf * C])
                 out[m, n] = pat(k, s)
     return out, fold_cycles
 
 
-def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None):
+def _column_cuts(C, n_folds, n_workers, min_cols=16):
+    """Column parts per fold: one, unless there are fewer folds than workers (or they do not
+    divide evenly among few): then enough parts that every worker gets the same number of
+    units, at least ``min_cols`` columns each. Parts further right are narrower, as they also pass
+    the acts of the columns to their left on (about a tenth of a full column's work)."""
+    n_parts = 1
+    if n_workers > 1 and n_folds % n_workers and n_folds < 8 * n_workers:
+        n_parts = min(n_workers // math.gcd(n_folds, n_workers), max(1, C // min_cols))
+    width = np.ones(n_parts)
+    for _ in range(20):  # equal work per part: width_i + 0.1 * (columns left of i) = const
+        left = np.concatenate([[0.0], np.cumsum(width)[:-1]])
+        width = np.maximum(1.0, (C + 0.1 * left.sum()) / n_parts - 0.1 * left)
+        width *= C / width.sum()
+    cuts = np.concatenate([[0], np.round(np.cumsum(width)).astype(np.int64)])
+    cuts[-1] = C
+    return np.maximum.accumulate(cuts).astype(np.int64)
+
+
+def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None, min_part_cols=16):
     """Run a GEMM on the register-level model.
 
     Parameters
@@ -289,13 +338,16 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
         1 where the PE is bypassed.
     kernels : the precision's kernel tuple
     n_workers : int
-        Folds are split over this many workers (threads). Must be 1 when tracing.
+        Folds are split over this many workers (threads); with fewer folds than workers,
+        each fold is also split by columns (:func:`_column_cuts`). Must be 1 when tracing.
     trace : bool array (cycles, R, C) or None
         Filled with the per-cycle valid-MAC activity of every PE.
     events : (int64 array (E, 5), int64 array (folds + 1)) or None
         Transient flips as rows ``(cycle in fold, r, c, site, xor pattern)`` sorted by
         fold, cycle, r, c, with each fold's range in the second array
         (:func:`simulator.flips.by_fold`).
+    min_part_cols : int
+        Narrowest column part worth a worker of its own (tests set 1).
 
     Returns
     -------
@@ -313,6 +365,12 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
     ev, ev_ptr = events
     wm = masks[1].astype(w.dtype)
     cst = _constants(masks, bypass)
-    per = -(-n_folds // n_workers)
-    n_workers = -(-n_folds // per)  # no idle workers (their accumulators would cost memory)
-    return _run_cycle(kernels, x, w, wm, cst, _special(masks, bypass), np.int64(n_workers), trace, ev, ev_ptr)
+    cuts = _column_cuts(C, n_folds, n_workers, min_part_cols)
+    n_units = n_folds * (cuts.size - 1)
+    per = -(-n_units // n_workers)
+    n_workers = -(-n_units // per)  # no idle workers (their accumulators would cost memory)
+    # decoded weights: integer operand values (at most 8 bits) are held in int32, so the
+    # sweep runs 8 PEs per AVX2 vector instead of 4; other value types as they are
+    wv_zero = np.int32(0) if isinstance(kernels.zero, np.integer) else kernels.zero
+    return _run_cycle(kernels, x, w, wm, cst, _special(masks, bypass), cuts, wv_zero, np.int64(n_workers), trace, ev,
+                      ev_ptr)
