@@ -3,7 +3,7 @@
 from .errors import FaultError, FaultFileError
 from .fault_map import FaultMap
 from .placement import SPATIAL_MODELS
-from .population import Chip, Population
+from .population import Chip, ChipStream, Population
 from .rates import RATE_FORMS
 from .stuck_at import SITES, StuckAt
 from .transient import TransientFaults, random_flips, random_output_flips
@@ -13,6 +13,7 @@ __all__ = [
     "FaultMap",
     "Population",
     "Chip",
+    "ChipStream",
     "TransientFaults",
     "random_flips",
     "random_output_flips",

@@ -11,6 +11,10 @@ A population is drawn in three steps per chip (``docs/semantics.md``, "Populatio
 Chip ``i`` gets its own generator, ``SeedSequence(seed, spawn_key=(i,))`` (the i-th
 child of ``SeedSequence(seed).spawn``), so its id ``f"{id_prefix}-{i:05d}"``, rate and
 fault map do not depend on ``n``: a smaller population is a prefix of a larger one.
+
+:meth:`Population.stream` draws the same chips one at a time, as they are iterated (a
+:class:`ChipStream`): evaluating ten thousand chips then holds one fault map at a time,
+where a :class:`Population` holds every chip's faults (sparsely).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from .files import decode_population, read_npz, write_npz
 from .placement import SPATIAL_MODELS, place
 from .rates import rate_model
 
-__all__ = ["Population", "Chip"]
+__all__ = ["Population", "Chip", "ChipStream"]
 
 FORMAT = "efat.Population"
 
@@ -96,8 +100,9 @@ class Population:
         self._ids = tuple(ids)
         self._index = {chip_id: i for i, chip_id in enumerate(self._ids)}
         self._offsets = _frozen(np.concatenate([[0], np.cumsum(counts)]))
-        self._pe_rc = _frozen(np.concatenate(rcs).reshape(-1, 2).astype(np.int32))
-        self._pe_masks = _frozen(np.concatenate(masks).reshape(-1, len(SITES), 2).astype(np.int32))
+        # copy=False: the concatenation is new already (one copy fewer at the peak of a large population)
+        self._pe_rc = _frozen(np.concatenate(rcs).reshape(-1, 2).astype(np.int32, copy=False))
+        self._pe_masks = _frozen(np.concatenate(masks).reshape(-1, len(SITES), 2).astype(np.int32, copy=False))
         try:
             self._params = json.loads(json.dumps(params, allow_nan=False))  # a private, JSON-clean copy
         except (TypeError, ValueError) as e:
@@ -109,7 +114,6 @@ class Population:
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
-
     def generate(cls, cfg: ArrayConfig, n: int, rates="uniform:0.01,0.05", seed: int = 0,
                  spatial: str = "uniform", sites=SITES, bits=None, value=None, faults_per_pe: int = 1,
                  cluster_size: float = 4.0, cluster_radius: float = 1.0, id_prefix: str = "chip",
@@ -144,34 +148,39 @@ class Population:
         -------
         Population
         """
-        _check_cfg(cfg)
-        _check_n(n)
-        if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-            raise FaultError(f"seed must be a non-negative int; got {seed!r}.")
-        if spatial not in SPATIAL_MODELS:
-            raise FaultError(f"spatial must be one of {list(SPATIAL_MODELS)}; got {spatial!r}.")
-        _check_real("cluster_size", cluster_size, 1.0, "a number >= 1")
-        _check_real("cluster_radius", cluster_radius, 0.0, "a number > 0", strict=True)
-        if not isinstance(id_prefix, str) or not id_prefix:
-            raise FaultError(f"id_prefix must be a non-empty string; got {id_prefix!r}.")
-        model = rate_model(rates, n)
+        draw, params = _drawer(cfg, n, rates, seed, spatial, sites, bits, value, faults_per_pe, cluster_size,
+                               cluster_radius, id_prefix)
         rcs, masks = [], []
         for i in range(n):
-            rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(i,)))
-            k = model.n_faulty(i, rng, cfg.n_pes)
-            pes = place(cfg, k, rng, spatial, float(cluster_size), float(cluster_radius))
-            rc, m = FaultMap.from_pes(cfg, pes, rng, sites, bits, value, faults_per_pe).to_sparse()
+            rc, m = draw(i).to_sparse()
             rcs.append(rc)
             masks.append(m)
             if progress is not None:
                 progress(1)
-        params = dict(n=n, seed=int(seed), rates=_jsonable(rates), spatial=spatial, sites=_jsonable(sites),
-                      bits=_jsonable(bits), value=_jsonable(value), faults_per_pe=int(faults_per_pe),
-                      cluster_size=float(cluster_size), cluster_radius=float(cluster_radius), id_prefix=id_prefix)
         pop = cls.__new__(cls)
-        pop._set(cfg, _default_ids(id_prefix, n), rcs, masks, params)
+        pop._set(cfg, _default_ids(id_prefix, n), rcs, masks, params())
         return pop
 
+    @classmethod
+    def stream(cls, cfg: ArrayConfig, n: int, rates="uniform:0.01,0.05", seed: int = 0,
+               spatial: str = "uniform", sites=SITES, bits=None, value=None, faults_per_pe: int = 1,
+               cluster_size: float = 4.0, cluster_radius: float = 1.0, id_prefix: str = "chip") -> ChipStream:
+        """The chips :meth:`generate` draws with the same arguments, drawn one at a time as
+        they are iterated and never kept: memory stays flat in ``n``.
+
+        ``list(Population.stream(...)) == list(Population.generate(...))``, chip for chip
+        (ids, fault maps, rates). The arguments are checked here, not on first use.
+
+        Returns
+        -------
+        ChipStream
+            Re-iterable (each pass draws the chips again, the same ones), with ``len`` and
+            ``cfg``; ``to_population()`` builds the :class:`Population`.
+        """
+        draw, params = _drawer(cfg, n, rates, seed, spatial, sites, bits, value, faults_per_pe, cluster_size,
+                               cluster_radius, id_prefix)
+        draw(0)  # the fault arguments (sites, bits, value, ...) are checked where a chip is drawn
+        return ChipStream(cfg, n, id_prefix, draw, params())
 
     # -- sequence behaviour --------------------------------------------------------------------
     @property
@@ -320,6 +329,77 @@ class Population:
             Chip to draw (index or id); default the chip with the median fault rate.
         """
         population_report.plot(self, path, example)
+
+
+class ChipStream:
+    """The chips of :meth:`Population.stream`: drawn one at a time as they are iterated.
+
+    Nothing but the drawing parameters is kept, so iterating over a million chips holds one
+    chip's fault map at a time. Each iteration draws the chips again, the same ones, in
+    order (chip ``i`` from ``SeedSequence(seed, spawn_key=(i,))``, as in a
+    :class:`Population`).
+    """
+
+    def __init__(self, cfg: ArrayConfig, n: int, id_prefix: str, draw: Callable[[int], FaultMap], params: dict):
+        self._cfg, self._n, self._prefix, self._draw, self._params = cfg, n, id_prefix, draw, params
+
+    @property
+    def cfg(self) -> ArrayConfig:
+        return self._cfg
+
+    @property
+    def params(self) -> dict:
+        """How the chips are drawn (a copy; what the equivalent Population records)."""
+        return json.loads(json.dumps(self._params))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[Chip]:
+        for i in range(self._n):
+            fm = self._draw(i)
+            yield Chip(f"{self._prefix}-{i:05d}", fm, fm.rate)
+
+    def to_population(self) -> Population:
+        """The :class:`Population` of these chips (all of them in memory, sparsely)."""
+        rcs, masks = zip(*(self._draw(i).to_sparse() for i in range(self._n)))
+        pop = Population.__new__(Population)
+        pop._set(self._cfg, _default_ids(self._prefix, self._n), list(rcs), list(masks), self._params)
+        return pop
+
+    def __repr__(self):
+        return f"ChipStream({self._n} chips, {describe(self._cfg)}, seed {self._params['seed']})"
+
+
+def _drawer(cfg, n, rates, seed, spatial, sites, bits, value, faults_per_pe, cluster_size, cluster_radius,
+            id_prefix) -> tuple[Callable[[int], FaultMap], Callable[[], dict]]:
+    """Check the arguments of :meth:`Population.generate`; ``(draw, params)`` where
+    ``draw(i)`` is chip ``i``'s fault map and ``params()`` the record of the arguments."""
+    _check_cfg(cfg)
+    _check_n(n)
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise FaultError(f"seed must be a non-negative int; got {seed!r}.")
+    if spatial not in SPATIAL_MODELS:
+        raise FaultError(f"spatial must be one of {list(SPATIAL_MODELS)}; got {spatial!r}.")
+    _check_real("cluster_size", cluster_size, 1.0, "a number >= 1")
+    _check_real("cluster_radius", cluster_radius, 0.0, "a number > 0", strict=True)
+    if not isinstance(id_prefix, str) or not id_prefix:
+        raise FaultError(f"id_prefix must be a non-empty string; got {id_prefix!r}.")
+    model = rate_model(rates, n)
+    seed, size, radius = int(seed), float(cluster_size), float(cluster_radius)
+
+    def draw(i: int) -> FaultMap:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
+        k = model.n_faulty(i, rng, cfg.n_pes)
+        pes = place(cfg, k, rng, spatial, size, radius)
+        return FaultMap.from_pes(cfg, pes, rng, sites, bits, value, faults_per_pe)
+
+    def params() -> dict:  # after drawing: a bad ``sites`` is the FaultError of from_pes
+        return dict(n=n, seed=seed, rates=_jsonable(rates), spatial=spatial, sites=_jsonable(sites),
+                    bits=_jsonable(bits), value=_jsonable(value), faults_per_pe=int(faults_per_pe),
+                    cluster_size=size, cluster_radius=radius, id_prefix=id_prefix)
+
+    return draw, params
 
 
 # -- helpers ---------------------------------------------------------------------------------

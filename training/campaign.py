@@ -1,18 +1,24 @@
-"""Fault-injection campaigns: accuracy of a quantized model over fault rates and chips."""
+"""Fault-injection campaigns: accuracy of a quantized model over fault rates and chips.
+
+:func:`population_accuracy` runs a model on every chip of a population, streamed: one
+chip at a time, reduced to one number per chip, so with :meth:`faults.Population.stream`
+its memory stays flat in the number of chips (``bench/bench_memory.py``).
+"""
 
 from __future__ import annotations
 
 import csv
+from array import array
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from fileio import atomic_write
-from faults import SITES, FaultMap
-from mapping import QuantizedModel, run_model
+from faults import SITES, Chip, FaultMap
+from mapping import N_CALIB, QuantizedModel, quantize, run_model
 from simulator import ArrayConfig, SystolicArray
 
-__all__ = ["CampaignRow", "accuracy_vs_rate", "write_csv", "plot_accuracy_vs_rate"]
+__all__ = ["CampaignRow", "accuracy_vs_rate", "population_accuracy", "write_csv", "plot_accuracy_vs_rate"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,70 @@ def accuracy_vs_rate(qm: QuantizedModel, data, cfg: ArrayConfig, rates, trials: 
             res = run_model(qm, data, SystolicArray(cfg, fm, mitigation), batch_size=batch_size, progress=False)
             rows.append(CampaignRow(rate, t, str(mitigation or "none"), fm.n_faulty, res.accuracy))
     return rows
+
+
+def population_accuracy(model, data, chips, mitigation="bypass", engine: str = "fast", batch_size: int = 256,
+                        calib=None, progress: bool | None = None, on_result=None) -> np.ndarray:
+    """Accuracy of ``model`` on every chip of ``chips``, one chip at a time.
+
+    The same numbers as ``[run_model(model, data, SystolicArray(chip.fault_map.cfg,
+    chip.fault_map, mitigation)).accuracy for chip in chips]``, but streamed: each chip is
+    drawn (from a :class:`faults.ChipStream`), run and reduced to its accuracy before the
+    next, and nothing else is kept per chip. With ``Population.stream(...)`` peak memory is
+    flat in the number of chips; a :class:`faults.Population` holds its chips' faults itself.
+
+    Parameters
+    ----------
+    model : nn.Module or QuantizedModel
+        A float model is quantized once, for the first chip's precision, on ``calib`` (else
+        the first :data:`mapping.N_CALIB` training inputs of a Dataset, else of ``data``),
+        exactly as :func:`mapping.run_model` would for every chip.
+    data : (inputs, labels) or Dataset
+        Labelled inputs (a Dataset: its test split).
+    chips : Population, ChipStream or iterable of Chip or FaultMap
+        E.g. ``Population.stream(cfg, 10_000, rates=0.01, seed=0)``.
+    mitigation : None or "bypass"
+    engine, batch_size
+        As in :func:`mapping.run_model` (results do not depend on ``batch_size``).
+    progress : bool or None
+        A bar over the chips; ``None``: only when stderr is a terminal.
+    on_result : callable, optional
+        ``on_result(index, chip, accuracy)`` after each chip (e.g. to write a CSV row).
+
+    Returns
+    -------
+    float64 array (n,)
+        Chip ``i``'s accuracy, in the order of ``chips``.
+    """
+    from tqdm.auto import tqdm
+
+    acc = array("d")
+    qm = model if isinstance(model, QuantizedModel) else None
+    with tqdm(total=len(chips) if hasattr(chips, "__len__") else None, desc="chips", unit="chip",
+              disable=None if progress is None else not progress) as bar:
+        for i, chip in enumerate(chips):
+            fm = chip.fault_map if isinstance(chip, Chip) else chip
+            if not isinstance(fm, FaultMap):
+                raise TypeError(f"chips must yield faults.Chip or FaultMap; item {i} is a {type(chip).__name__}.")
+            if qm is None:
+                qm = quantize(model, _calib(data) if calib is None else calib, fm.cfg.precision)
+            res = run_model(qm, data, SystolicArray(fm.cfg, fm, mitigation), engine=engine, batch_size=batch_size,
+                            progress=False)
+            if res.accuracy is None:
+                raise ValueError("data has no labels: give (inputs, labels) or a Dataset.")
+            acc.append(res.accuracy)
+            if on_result is not None:
+                on_result(i, chip, res.accuracy)
+            bar.update(1)
+    return np.array(acc, dtype=np.float64)
+
+
+def _calib(data):
+    """The inputs :func:`mapping.run_model` calibrates a float model on when given no ``calib``."""
+    if hasattr(data, "x_test") and hasattr(data, "y_test"):
+        x = getattr(data, "x_train", None)
+        return (data.x_test if x is None else x)[:N_CALIB]
+    return (data[0] if isinstance(data, (tuple, list)) else data)[:N_CALIB]
 
 
 def write_csv(path, rows: list[CampaignRow]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faults import Chip, FaultError, FaultFileError, FaultMap, Population
+from faults import Chip, ChipStream, FaultError, FaultFileError, FaultMap, Population
 from simulator import ArrayConfig, IntPrecision
 
 CFG = ArrayConfig(16, 16)
@@ -40,6 +40,33 @@ def test_smaller_population_is_a_prefix(n, extra, seed, spatial, rates):
     big = Population.generate(CFG, n + extra, rates=rates, seed=seed, spatial=spatial)
     assert big[:n] == small
     assert big.ids[:n] == small.ids == tuple(f"chip-{i:05d}" for i in range(n))
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 8), seed=st.integers(0, 2**32), spatial=st.sampled_from(["uniform", "clustered"]),
+       rates=st.sampled_from(["uniform:0,0.2", "negbin:0.05,0.7", "lognormal:0.03,0.5", 0.05]),
+       faults_per_pe=st.integers(1, 3))
+def test_a_stream_draws_the_chips_of_the_population(n, seed, spatial, rates, faults_per_pe):
+    kw = dict(rates=rates, seed=seed, spatial=spatial, faults_per_pe=faults_per_pe)
+    pop = Population.generate(CFG, n, **kw)
+    stream = Population.stream(CFG, n, **kw)
+    assert isinstance(stream, ChipStream) and len(stream) == n and stream.cfg == CFG
+    chips = list(stream)
+    assert chips == list(pop) == list(stream)  # the same chips, and again on a second pass
+    assert [c.id for c in chips] == list(pop.ids) and [c.rate for c in chips] == pop.rates.tolist()
+    assert all(c.fault_map.masks.dtype == np.int32 for c in chips)
+    assert stream.to_population() == pop and stream.params == pop.params
+
+
+def test_a_stream_keeps_no_chip():
+    import weakref
+
+    stream = Population.stream(CFG, 50, rates=0.05, seed=0)
+    refs = []
+    for chip in stream:
+        assert all(r() is None for r in refs)  # the chips before this one are gone
+        refs.append(weakref.ref(chip.fault_map))
+    assert vars(stream).keys() == {"_cfg", "_n", "_prefix", "_draw", "_params"}  # and no list of them is kept
 
 
 # -- exact counts and rate models ------------------------------------------------------------
@@ -161,8 +188,9 @@ def test_constructor_from_fault_maps_and_rates_are_read_only():
 ])
 def test_bad_inputs_raise_fault_error_naming_the_value(kwargs, match):
     args = dict(cfg=CFG, n=3, rates=0.05) | kwargs
-    with pytest.raises(FaultError, match=match):
-        Population.generate(**args)
+    for make in (Population.generate, Population.stream):  # a stream checks them when made, not when iterated
+        with pytest.raises(FaultError, match=match):
+            make(**args)
 
 
 def test_cfg_must_be_an_array_config():
