@@ -33,6 +33,7 @@ figures: $(STAMP)
 	for f in examples/fig[1-5]_*.py; do $(BIN)/python $$f --processes 2 || exit 1; done
 
 bench: $(STAMP)
+	$(BIN)/python bench/bench_limits.py
 	$(BIN)/python bench/bench_fast.py
 	$(BIN)/python bench/bench_float.py
 	$(BIN)/python bench/bench_abft.py
@@ -42,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_efat.py
 	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_scalesim.py
+	$(BIN)/python bench/bench_memory.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis
