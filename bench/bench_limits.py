@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import blocks, machine, write_result  # noqa: E402
+from common import blocks, machine, ordered_limit, write_result  # noqa: E402
 
 from faults import FaultMap, random_flips  # noqa: E402
 from simulator import BF16, FP8_E4M3, FP16, FP32, INT8, ArrayConfig, SystolicArray, multiplier  # noqa: E402
@@ -37,17 +37,6 @@ from simulator import BF16, FP8_E4M3, FP16, FP32, INT8, ArrayConfig, SystolicArr
 R = C = 128
 FAST = (4096, 1152, 256)
 CYCLE = ((2048, 512, 256), (8192, 128, 128))
-
-
-@njit(parallel=True, cache=True)
-def ordered_limit(x, w, y):
-    """``y[m, :] += x[m, k] * w[k, :]`` for k in order: the order-preserving limit."""
-    for m in prange(x.shape[0]):
-        y[m, :] = 0
-        for k in range(x.shape[1]):
-            xv = x[m, k]
-            for n in range(w.shape[1]):
-                y[m, n] += xv * w[k, n]
 
 
 @njit(parallel=True, cache=True)
