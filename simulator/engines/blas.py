@@ -6,127 +6,179 @@ using BLAS:
 * **Exact integer GEMM on floating-point BLAS.** A sum of at most ``2**24 / max|product|``
   integer products (1,024 for int8) never leaves the range in which float32 represents
   every integer, whatever order BLAS adds in. Longer reductions are cut into chunks of
-  that length, each converted to int64 and added. Wrap-around to ``acc_bits`` is applied
-  at the end: addition modulo ``2**acc_bits`` is associative, so where the wrap happens
-  does not change a bit.
+  that length, each rounded to int32 and added. Sums wrap modulo ``2**acc_bits`` (at most
+  32): addition modulo ``2**32`` is associative, so where the wrap happens does not change
+  a bit, and int32 arithmetic wraps by itself.
 * **Linear faults go into the operands.** A stuck-at fault in a *weight* register just
   changes that PE's weight. A stuck-at fault in an *act* latch at PE ``(r, c0)`` changes
   the activation seen by PEs ``(r, c >= c0)``: it becomes ``f(x)`` with ``f`` the masking.
   That is still linear in the products, so the engine appends a virtual reduction row
   carrying ``f(x)`` whose weights are the row's weights on columns ``>= c0`` (and zeroes
-  the original row there). Several act faults in a row give one segment each.
-* **Nonlinear faults are replayed exactly.** A faulty *product* or *psum* register at PE
-  ``(r, c)`` masks a value in the middle of column ``c``'s chain. The engine needs the
-  fault-free partial sum of the rows above ``r`` (one more GEMM column per faulty PE and
-  column fold, computed in the same exact way) and then replays the column's chain of
-  faulty PEs in a small Numba kernel. The difference between the replayed and the
-  fault-free chain is added to the main GEMM.
+  the original row there). Several act faults in a row give one segment each
+  (:mod:`simulator.engines.blas_layout`).
+* **A stuck product register is linear too**, unless a stuck psum register follows it in
+  its column: the chain then just adds ``f(p) - p`` to the column's output, ``p`` the
+  fault-free product, computed elementwise.
+* **A stuck psum register is replayed exactly.** Masking the psum of PE ``(r, c)`` needs
+  the exact psum arriving there: the fault-free prefix sum of column ``c``'s rows above
+  ``r`` in that fold, one more GEMM column per faulty PE and fold, computed by BLAS in
+  the same exact way (events sorted by row, so rows below the deepest event of a group
+  are not multiplied). A small Numba kernel then walks each column's chain of faulty PEs
+  in SIMD lanes over the input vectors and adds the difference between the faulty and the
+  fault-free chain to the main GEMM's result.
 * **Bypass** equals the fault-free array with the weights on faulty PEs set to zero
-  (docs/semantics.md, "Bypass"); that is what this engine computes. The test-suite checks the equivalence
-  against the ``cycle`` engine, which models the bypass multiplexers themselves.
+  (docs/semantics.md, "Bypass"); that is what this engine computes. The test-suite checks
+  the equivalence against the ``cycle`` engine, which models the bypass multiplexers.
+
+Work runs in an order that keeps OpenBLAS's threads (which spin for a while after each
+call) from slowing Numba's: the parallel Numba conversion of the operand first, then the
+BLAS calls, with only single-threaded kernels between and after them.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
-from numba import njit, prange
-from threadpoolctl import ThreadpoolController
+from numba import njit
 
 from ..masks import faulty_pes, stuck
+from .blas_layout import augment, chains, tile
+from .scratch import scratch
 
 __all__ = ["run_blas", "exact_matmul"]
 
 _F32_EXACT = 1 << 24
-_BLOCK = 128  # input vectors per replay block (measured: 64..256 are all close)
-_BIG = 1 << 20  # MACs from which BLAS may spawn threads worth limiting
+_GROUPS = 4  # prefix-sum GEMMs per fold, events grouped by depth (measured: 3..6 are all close)
+
+
+def _chunk(max_abs_product):
+    return _F32_EXACT // max(1, int(max_abs_product))
+
+
+@njit(cache=True)
+def _add_rounded(out, part, first):
+    """``out += part`` (or ``=`` if ``first``), ``part`` float32 holding integers, ``out``
+    int32 wrapping modulo ``2**32``."""
+    o = out.reshape(-1)
+    p = part.reshape(-1)
+    if first:
+        for i in range(o.size):
+            o[i] = np.int32(p[i])
+    else:
+        for i in range(o.size):
+            o[i] += np.int32(p[i])
+
+
+def _gemm_into(out, a, b, cuts, name="part"):
+    """``out = a @ b`` exactly, ``out`` int32 (modulo ``2**32``), ``a``, ``b`` float32 holding
+    small integers, one float32 GEMM per reduction range ``cuts[i]:cuts[i + 1]`` (each short
+    enough to be exact)."""
+    part = scratch(name, out.shape, np.float32)
+    if len(cuts) < 2:
+        out[:] = 0
+    for d0, d1 in zip(cuts[:-1], cuts[1:]):
+        np.matmul(a[:, d0:d1], b[d0:d1], out=part)
+        _add_rounded(out, part, d0 == cuts[0])
+    return out
+
+
+def _cuts(D, chunk):
+    return list(range(0, D, chunk)) + [D] if D else []
 
 
 def exact_matmul(a, b, max_abs_product):
-    """``a @ b`` of small integers, exact, as int64, computed with float BLAS.
+    """``a @ b`` of small integers, as int32 modulo ``2**32``, computed with float BLAS.
 
     Parameters
     ----------
     a : integer array (M, K); b : integer array (K, N)
     max_abs_product : int
-        Bound on ``|a[m, k] * b[k, n]|``; decides how long a float32 reduction may be.
+        Bound on ``|a[m, k] * b[k, n]|`` (at most ``2**24 / 64``); decides how long a
+        float32 reduction may be.
     """
     M, K = a.shape
-    N = b.shape[1]
-    chunk = _F32_EXACT // max(1, int(max_abs_product))
-    if K == 0 or M == 0 or N == 0:
-        return np.zeros((M, N), np.int64)
-    if chunk < 64:  # wide operands: float64 is exact up to 2**53
-        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
-    if K <= chunk:
-        return (a.astype(np.float32) @ b.astype(np.float32)).astype(np.int64)
-    out = np.zeros((M, N), np.int64)
-    for k0 in range(0, K, chunk):
-        k1 = min(K, k0 + chunk)
-        out += (a[:, k0:k1].astype(np.float32) @ b[k0:k1].astype(np.float32)).astype(np.int64)
-    return out
+    af = scratch("a", a.shape, np.float32)
+    np.copyto(af, a, casting="unsafe")
+    return _gemm_into(np.empty((M, b.shape[1]), np.int32), af, b.astype(np.float32), _cuts(K, _chunk(max_abs_product)))
 
 
 @njit(cache=True, inline="always")
-def _wrap(v, shift):
-    return (v << shift) >> shift
+def _wrap(v, half, mask):
+    return ((v + half) & mask) - half
 
 
-@njit(cache=True, parallel=True)
-def _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift):
-    """Add to ``y`` the difference between each faulty column chain and its fault-free sum.
+@njit(cache=True)
+def _fold_chains(yT, xaT, P, ev, emask, chain_ptr, chain_n, half, mask):
+    """Add to ``yT[n]`` the difference between each faulty column chain of one fold and its
+    fault-free sum, in int32 lanes over input vectors (sums are modulo ``2**acc_bits``).
 
-    A chain is one output column ``n`` in one row fold; its events (faulty product or
-    psum PEs) are in row order. ``ev[e] = (lo, hi, aug_idx, w)``: the augmented
-    reduction columns ``[lo, hi)`` of the fault-free rows since the previous event, the
-    column feeding the event's PE and its (effective) weight. ``emask[e]`` holds the
-    PE's product AND/OR and psum AND/OR masks. Inputs are processed in blocks of
-    ``_BLOCK`` vectors so each weight is loaded once per block (and SIMD runs over m).
+    A chain's events are its PEs with a stuck product or psum register, in row order:
+    ``ev[e] = (act row, weight, slot)``, the augmented row feeding the PE, its weight and,
+    for a psum event, the row of ``P`` holding the fault-free prefix sum above it (``-1``:
+    a product-only event). ``emask[e]`` = product AND/OR, psum AND/OR.
     """
-    M = y.shape[0]
-    B = _BLOCK
-    n_chains = chain_n.shape[0]
-    for b in prange((M + B - 1) // B):
-        m0 = b * B
-        nb = min(M, m0 + B) - m0
-        s = np.zeros(B, np.int64)
-        pp = np.zeros(B, np.int64)
-        seg = np.zeros(B, np.int32)
-        for g in range(n_chains):
-            n = chain_n[g]
-            s[:] = 0
-            pp[:] = 0
+    M = yT.shape[1]
+    B = 512
+    s = np.empty(B, np.int32)  # chain value after the last psum event
+    pin = np.empty(B, np.int32)  # fault-free prefix through the last psum event's row
+    dsum = np.empty(B, np.int32)  # product deltas since the last psum event
+    for m0 in range(0, M, B):
+        nb = min(B, M - m0)
+        for g in range(chain_n.shape[0]):
+            s[:nb] = 0
+            pin[:nb] = 0
+            dsum[:nb] = 0
             for e in range(chain_ptr[g], chain_ptr[g + 1]):
-                seg[:] = 0
-                if nb == B:  # constant trip count: vectorises
-                    for k in range(ev[e, 0], ev[e, 1]):
-                        wk = np.int32(waT[n, k])
-                        xr = xaT[k, m0 : m0 + B]
-                        for i in range(B):
-                            seg[i] += np.int32(xr[i]) * wk
+                xr = xaT[ev[e, 0], m0 : m0 + nb]
+                w = np.int32(ev[e, 1])
+                pa, po, sa, so = emask[e, 0], emask[e, 1], emask[e, 2], emask[e, 3]
+                if ev[e, 2] >= 0:
+                    pr = P[ev[e, 2], m0 : m0 + nb]
+                    for i in range(nb):
+                        pf = np.int32(xr[i]) * w
+                        p = np.int32(pr[i])
+                        sb = s[i] + (p - pin[i]) + dsum[i] + ((pf & pa) | po)
+                        s[i] = (_wrap(sb, half, mask) & sa) | so
+                        pin[i] = p + pf
+                        dsum[i] = 0
                 else:
-                    for k in range(ev[e, 0], ev[e, 1]):
-                        wk = np.int32(waT[n, k])
-                        for i in range(nb):
-                            seg[i] += np.int32(xaT[k, m0 + i]) * wk
-                a = ev[e, 2]
-                for i in range(nb):
-                    pf = np.int64(xaT[a, m0 + i]) * ev[e, 3]
-                    prod = (pf & emask[e, 0]) | emask[e, 1]
-                    s[i] = (_wrap(s[i] + seg[i] + prod, shift) & emask[e, 2]) | emask[e, 3]
-                    pp[i] += seg[i] + pf
+                    for i in range(nb):
+                        pf = np.int32(xr[i]) * w
+                        dsum[i] += ((pf & pa) | po) - pf
+            yr = yT[chain_n[g], m0 : m0 + nb]
             for i in range(nb):
-                y[m0 + i, n] += s[i] - pp[i]
+                yr[i] += s[i] - pin[i] + dsum[i]
 
 
-def _tile(a, nkf, N):
-    R, C = a.shape
-    return np.tile(a, (nkf, -(-N // C)))[:, :N]
+@njit(cache=True)
+def _transpose_wrapped(yT, half, mask, out):
+    """``out[m, n] = wrap(yT[n, m])`` to ``acc_bits``, in cache blocks."""
+    N, M = yT.shape
+    B = 64
+    for m0 in range(0, M, B):
+        for n0 in range(0, N, B):
+            for m in range(m0, min(M, m0 + B)):
+                for n in range(n0, min(N, n0 + B)):
+                    out[m, n] = _wrap(yT[n, m], half, mask)
+
+
+def _int32_constants(acc_bits):
+    """``half``, ``mask`` of the add/AND/subtract wrap as int32 patterns (for 32 bits the
+    wrap is the identity modulo ``2**32``, and so are these constants)."""
+    half, mask = np.array([1 << (acc_bits - 1), (1 << acc_bits) - 1]).astype(np.uint32).view(np.int32)
+    return half, mask
+
+
+def _fault_free(x, w, precision):
+    """The fault-free array (or bypass, with ``w`` zeroed on faulty PEs): one exact GEMM."""
+    out = exact_matmul(x, w, precision.max_abs_product())
+    if precision.acc_bits < 32:
+        half, mask = _int32_constants(precision.acc_bits)
+        out = ((out + half) & mask) - half
+    return out
 
 
 def run_blas(x, w, masks, bypass, precision):
-    """Compute the array's GEMM result (int64, wrapped to ``acc_bits``) for an integer precision.
+    """Compute the array's GEMM result (int32, wrapped to ``acc_bits``) for an integer precision.
 
     ``x``, ``w`` are int8 operands, ``masks`` the ``(4, 2, R, C)`` stuck-at masks and
     ``bypass`` a bool telling whether faulty PEs are bypassed.
@@ -134,146 +186,68 @@ def run_blas(x, w, masks, bypass, precision):
     R, C = masks.shape[2:]
     M, K = x.shape
     N = w.shape[1]
-    shift = np.int64(64 - precision.acc_bits)
-    maxp = precision.max_abs_product()
-    ident = ~stuck(masks[:, 0], masks[:, 1])  # (4, R, C): registers without a stuck bit
     faulty = faulty_pes(masks)
     nkf = -(-K // R)
     if bypass or not faulty.any():
         if faulty.any():
-            w = np.where(_tile(faulty, nkf, N)[:K], 0, w).astype(np.int8)
-        if K * maxp < min(_F32_EXACT, 1 << (precision.acc_bits - 1)):  # one exact float32 GEMM, no wrap
-            return (x.astype(np.float32) @ w.astype(np.float32)).astype(np.int32)
-        return _wrap_np(exact_matmul(x, w, maxp), shift)
+            w = np.where(tile(faulty, nkf, N)[:K], 0, w).astype(np.int8)
+        return _fault_free(x, w, precision)
 
+    ident = ~stuck(masks[:, 0], masks[:, 1])  # (4, R, C): registers without a stuck bit
     wp = np.zeros((nkf * R, N), np.int16)
     wp[:K] = w
-    w_eff = (wp & _tile(masks[1, 0], nkf, N)) | _tile(masks[1, 1], nkf, N)
-    aug = _augment(x, w_eff, masks[0], ident[0], R, C)
-    nonlin = ~(ident[2] & ident[3])
-    if not nonlin.any():
-        return _wrap_np(exact_matmul(aug.xT.T, aug.w, maxp), shift)
-    # OpenBLAS worker threads spin for ~0.1 s after a call and halve the speed of Numba
-    # threads that run next to them (measured); one BLAS thread has no workers.
-    with _blas_single_thread() if M * K * N >= _BIG else contextlib.nullcontext():  # small: BLAS uses one thread
-        y = exact_matmul(aug.xT.T, aug.w, maxp)
-    ev, emask, chain_ptr, chain_n = _chains(nonlin, masks, aug, N)
-    xaT, waT = aug.xT, np.ascontiguousarray(aug.w.T)
-    if xaT.shape[0] == 0:  # every row dropped: events point at row 0 with weight 0, so give them one
-        xaT, waT = np.zeros((1, M), np.int8), np.zeros((N, 1), np.int8)
-    _replay_chains(y, xaT, waT, ev, emask, chain_ptr, chain_n, shift)
-    return _wrap_np(y, shift)
+    w_eff = (wp & tile(masks[1, 0], nkf, N)) | tile(masks[1, 1], nkf, N)
+    if ident[[0, 2, 3]].all():  # weight faults only: the fault-free array with other weights
+        return _fault_free(x, w_eff[:K].astype(np.int8), precision)  # (idle rows multiply inputs of 0)
+    maxp = precision.max_abs_product()
+    chunk = _chunk(maxp)
+    half, mask = _int32_constants(precision.acc_bits)
+    aug = augment(x, w_eff, masks[0], ident[0], R, C)  # Numba, parallel: before any BLAS call
+    waT = np.ascontiguousarray(aug.w.T).astype(np.float32)
+    yT = _gemm_into(scratch("yT", (N, M), np.int32), waT, aug.xT, _main_cuts(aug, nkf, R, chunk))
+    lay = chains(~(ident[2] & ident[3]), ~ident[3], masks, aug, N)
+    xaT = aug.xT if len(aug.xT) else np.zeros((1, M), np.float32)  # every row dropped: events read row 0, weight 0
+    for kf in range(nkf):
+        g0, g1 = lay.fold_ptr[kf], lay.fold_ptr[kf + 1]
+        if g0 == g1:
+            continue
+        P = _prefix_sums(lay.psum_of_fold(kf), aug, waT, kf, R * maxp <= _F32_EXACT, chunk, M)
+        e0, e1 = lay.chain_ptr[g0], lay.chain_ptr[g1]
+        _fold_chains(yT, xaT, P, lay.ev[e0:e1], lay.emask[e0:e1], lay.chain_ptr[g0 : g1 + 1] - e0,
+                     lay.chain_n[g0:g1], half, mask)
+    out = np.empty((M, N), np.int32)
+    _transpose_wrapped(yT, half, mask, out)
+    return out
 
 
-_controller = None
+def _main_cuts(aug, nkf, R, chunk):
+    """Reduction ranges of the main GEMM: whole folds, as many as keep every column's sum
+    exact in float32. A column has at most ``R`` non-zero weights per fold however many act
+    faults add rows (one act segment per array row feeds it); with ``R`` over ``chunk``,
+    ranges of ``chunk`` rows."""
+    if R > chunk:
+        return _cuts(len(aug.xT), chunk)
+    per = chunk // R
+    return sorted({int(aug.pos[kf * aug.per_fold]) for kf in range(0, nkf, per)} | {len(aug.xT)})
 
 
-def _blas_single_thread():
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
-
-
-def _wrap_np(v, shift):
-    return (v << shift) >> shift
-
-
-class _Augmented:
-    """Augmented operands and the bookkeeping that maps array positions into them.
-
-    Index space: a *full* augmented row ``i = kf * per_fold + row_pos[r] + j`` exists for
-    every row fold ``kf``, array row ``r`` and act segment ``j`` of that row. Rows whose
-    weights are all zero contribute nothing and are dropped; ``pos[i]`` is the number of
-    kept rows before ``i``, so a range ``[lo, hi)`` of full rows is ``[pos[lo], pos[hi])``
-    of kept ones.
-    """
-
-    def __init__(self, xT, w, keep, per_fold, row_pos, seg_of):
-        self.xT, self.w, self.keep = xT, w, keep
-        self.per_fold, self.row_pos, self.seg_of = per_fold, row_pos, seg_of
-        self.pos = np.concatenate([[0], np.cumsum(keep)])
-
-
-def _augment(x, w_eff, act_masks, act_ident, R, C):
-    """Append one virtual reduction row per act fault (see module docstring).
-
-    Reduction rows beyond ``K`` (idle rows of the last row fold) see activation 0, which
-    an act fault can still turn into a constant; they are kept only if some weight there
-    is non-zero (a weight stuck at 1 on an idle PE).
-    """
-    M, K = x.shape
-    N = w_eff.shape[1]
-    nkf = w_eff.shape[0] // R
-    seg_of = np.cumsum(~act_ident, axis=1)
-    n_seg = 1 + seg_of[:, -1]
-    row_pos = np.concatenate([[0], np.cumsum(n_seg)])
-    per_fold = int(row_pos[-1])
-    # one entry per augmented row of a fold: array row, column range, activation LUT
-    src_r = np.repeat(np.arange(R), n_seg)
-    lo = np.zeros(per_fold, np.int64)
-    hi = np.full(per_fold, C, np.int64)
-    luts = np.tile(np.arange(-128, 128, dtype=np.int64), (per_fold, 1))
-    for r in np.nonzero(n_seg > 1)[0]:
-        cuts = np.nonzero(~act_ident[r])[0]
-        base = row_pos[r]
-        lo[base + 1 : base + n_seg[r]] = cuts
-        hi[base : base + n_seg[r] - 1] = cuts
-        for j, c0 in enumerate(cuts, start=1):
-            luts[base + j] = (luts[base + j - 1] & act_masks[0, r, c0]) | act_masks[1, r, c0]
-    entry = np.tile(np.arange(per_fold), nkf)
-    src_k = np.repeat(np.arange(nkf) * R, per_fold) + src_r[entry]
-    col = np.arange(N) % C
-    in_seg = (col[None, :] >= lo[entry, None]) & (col[None, :] < hi[entry, None])
-    wa = np.where(in_seg, w_eff[src_k], 0).astype(np.int8)
-    live = src_k < K  # idle rows see activation 0, which only an act fault can change
-    live |= luts[entry, 128] != 0
-    keep = wa.any(axis=1) & live
-    entry, src_k, wa = entry[keep], src_k[keep], wa[keep]
-    first_seg = np.arange(per_fold) == row_pos[src_r]  # the segment before any act fault
-    plain = first_seg[entry] & (src_k < K)  # ... of a real row: the input itself
-    # built transposed (one row per reduction row): row gathers are cheap, the replay
-    # kernel wants this layout, and BLAS takes the transposed view as it is
-    xT = np.ascontiguousarray(x.T)
-    if plain.all() and np.array_equal(src_k, np.arange(K)):
-        xaT = xT  # no act faults, no live idle rows: the operand itself
-    else:
-        xaT = np.empty((src_k.size, M), np.int8)
-        xaT[plain] = xT[src_k[plain]]
-        for j in np.nonzero(~plain)[0]:  # virtual rows: the act-fault LUT applied to the input
-            col = xT[src_k[j]].astype(np.int16) + 128 if src_k[j] < K else np.full(M, 128, np.int16)
-            xaT[j] = luts[entry[j]][col]
-    return _Augmented(xaT, wa, keep, per_fold, row_pos[:-1], seg_of)
-
-
-def _chains(nonlin, masks, aug, N):
-    """Lay out the faulty-PE chains of every (row fold, output column) for the replay kernel."""
-    R, C = nonlin.shape
-    nkf = len(aug.keep) // aug.per_fold
-    ev_r, ev_c = np.nonzero(nonlin)
-    # one chain per (kf, n): instances ordered by kf, n, r
-    n_cf = -(-N // C)
-    kf_i, nf_i, e_i = np.meshgrid(np.arange(nkf), np.arange(n_cf), np.arange(ev_r.size), indexing="ij")
-    kf_i, nf_i, e_i = kf_i.ravel(), nf_i.ravel(), e_i.ravel()
-    n_i = nf_i * C + ev_c[e_i]
-    ok = n_i < N
-    kf_i, n_i, e_i = kf_i[ok], n_i[ok], e_i[ok]
-    order = np.lexsort((ev_r[e_i], n_i, kf_i))
-    kf_i, n_i, e_i = kf_i[order], n_i[order], e_i[order]
-    r_i, c_i = ev_r[e_i], ev_c[e_i]
-    new_chain = np.ones(n_i.size, bool)
-    new_chain[1:] = (kf_i[1:] != kf_i[:-1]) | (n_i[1:] != n_i[:-1])
-    base = kf_i * aug.per_fold
-    hi = base + aug.row_pos[r_i]  # fault-free rows above this event's row
-    prev_r = np.where(new_chain, -1, np.concatenate([[-1], r_i[:-1]]))
-    lo = base + aug.row_pos[prev_r + 1]  # ... starting after the previous event's row
-    full = hi + aug.seg_of[r_i, c_i]  # the row feeding the event's PE
-    kept = aug.keep[full]
-    a_idx = np.where(kept, aug.pos[full], 0)
-    wv = np.zeros(n_i.size, np.int64)  # a dropped row has weight 0
-    wv[kept] = aug.w[a_idx[kept], n_i[kept]]
-    ev = np.stack([aug.pos[lo], aug.pos[hi], a_idx, wv], axis=1).astype(np.int64)
-    emask = np.stack([masks[2, 0, r_i, c_i], masks[2, 1, r_i, c_i], masks[3, 0, r_i, c_i], masks[3, 1, r_i, c_i]], axis=1)
-    starts = np.nonzero(new_chain)[0]
-    chain_ptr = np.append(starts, n_i.size).astype(np.int64)
-    return ev, emask.astype(np.int64), chain_ptr, n_i[starts].astype(np.int64)
+def _prefix_sums(psum, aug, waT, kf, one_gemm, chunk, M):
+    """``P[j]``: fault-free prefix sums above fold ``kf``'s psum events ``psum = (n, depth)``
+    (sorted by depth; augmented rows of the fold above the event's row), over all vectors:
+    float32 if ``one_gemm`` (fewer than ``chunk`` non-zero products per sum), else int32."""
+    n, depth = psum
+    P = scratch("P", (len(n), M), np.float32 if one_gemm else np.int32)
+    if len(n) == 0:
+        return P
+    row0 = aug.pos[kf * aug.per_fold]
+    wT = scratch("wP", (len(n), int(depth[-1])), np.float32)
+    cols = np.arange(wT.shape[1])
+    np.copyto(wT, np.where(cols[None, :] < depth[:, None], waT[n, row0 : row0 + wT.shape[1]], 0))
+    cuts = np.unique(np.linspace(0, len(n), _GROUPS + 1).astype(np.int64))
+    for g0, g1 in zip(cuts[:-1], cuts[1:]):
+        d = int(depth[g1 - 1])
+        if one_gemm:
+            np.matmul(wT[g0:g1, :d], aug.xT[row0 : row0 + d], out=P[g0:g1])
+        else:
+            _gemm_into(P[g0:g1], wT[g0:g1, :d], aug.xT[row0 : row0 + d], _cuts(d, chunk), name="partP")
+    return P

@@ -130,7 +130,9 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
     the PEs latch): ``a[r, c + 1]`` is the act register of PE ``(r, c)`` and ``a[r, 0]``
     the input at row ``r``'s left edge; ``p[r + 1, c]`` is the psum register of PE
     ``(r, c)`` and ``p[0, :]`` the zeros entering the top. Patterns are held sign-extended
-    in int32. Valid bits ``v`` move right with the acts the same way. The PE loop indexes
+    in int32. A valid bit moves right with each act, so PE ``(r, c)`` holds a valid one in
+    stream cycle ``t`` exactly when ``0 <= t - r - c < M``: that is computed, not stepped
+    (stepping it cost each thread a copy of every PE's bit per cycle). The PE loop indexes
     the 2-d arrays directly and has no branch, so it runs in SIMD lanes (row views, which
     Numba reference-counts, made it 4x slower; measured).
     """
@@ -141,8 +143,6 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
     an = np.zeros((R, C + 1), np.int32)
     pp = np.zeros((R + 1, C), np.int32)
     pn = np.zeros((R + 1, C), np.int32)
-    vp = np.zeros((R, C + 1), np.uint8)
-    vn = np.zeros((R, C + 1), np.uint8)
     emitted = np.zeros(C, np.int64)
     n_left = M * (c_hi - c_lo)
     tracing = trace.shape[0] > 1
@@ -157,9 +157,7 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
         for r in range(R):  # the left edge: row r gets input vector t - r (the skew)
             mi = t - r
             kk = k0 + r
-            inside = 0 <= mi < M
-            ap[r, 0] = np.int32(x[mi, kk]) if inside and kk < K else np.int32(0)
-            vp[r, 0] = np.uint8(1) if inside else np.uint8(0)
+            ap[r, 0] = np.int32(x[mi, kk]) if 0 <= mi < M and kk < K else np.int32(0)
         _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi)
         for i in range(fix.shape[0]):  # PEs with masks or a bypass, from the same inputs
             r, c = fix[i, 0], fix[i, 1]
@@ -173,9 +171,6 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
                 an[r, c + 1] = a_reg
                 if c >= c_lo:
                     pn[r + 1, c] = s
-        for r in range(R):
-            for c in range(C):
-                vn[r, c + 1] = vp[r, c]
         j = e0
         while j < e:  # act / product / psum flips of this cycle, grouped by PE
             r, c = ev[j, 1], ev[j, 2]
@@ -195,7 +190,7 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
                 if c >= c_lo:
                     pn[r + 1, c] = s
         for c in range(c_lo, c_hi):
-            if vn[R - 1, c + 1]:
+            if 0 <= t - (R - 1) - c < M:  # the valid bit, which travels with the skewed acts
                 n = n0 + c
                 if n < N:
                     mo = emitted[c]
@@ -209,10 +204,9 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
         if tracing:
             for r in range(R):
                 for c in range(C):
-                    trace[t0 + t, r, c] = vn[r, c + 1] != 0
+                    trace[t0 + t, r, c] = 0 <= t - r - c < M
         ap, an = an, ap
         pp, pn = pn, pp
-        vp, vn = vn, vp
         t += 1
     return t
 
