@@ -35,7 +35,9 @@ recomputes, from the same previous-cycle registers, the few PEs that have a stuc
 their act, product or psum register or are bypassed, and the PEs hit by a flip in this
 cycle. The registers are double-buffered, so a PE's new registers depend only on the
 previous cycle's: recomputing one PE after the sweep is the same as computing it in place.
-The other fold kernels are inlined into ``_run_cycle`` (``inline="always"``): compiled
+Registers no kept result depends on are not computed (:func:`_stream`): PEs holding no
+valid input vector in a cycle (the fill and drain of each fold), columns of discarded
+outputs, and idle rows that pass psums on unchanged. The other fold kernels are inlined into ``_run_cycle`` (``inline="always"``): compiled
 as separate functions, their speed depended on what else the process had compiled first
 (measured with ``bench/bench_cycle.py``).
 """
@@ -47,6 +49,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..precision.integer import IntKernels
 from ..precision.kernels import acc, add, dec, mul, pat, val
 
 __all__ = ["run_cycle"]
@@ -92,7 +95,7 @@ def _flip_weight(k, e, ev, wm, wreg, wv):
 
 
 @njit(cache=True)
-def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi):
+def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi, r_hi, t, M):
     """One cycle of every PE as if it had no stuck-at fault and no bypass: latch the act,
     multiply, latch the psum. Reads the registers of the previous cycle (``ap``, ``pp``),
     writes the new ones (``an``, ``pn``); layout in :func:`_stream`. The PEs that do have
@@ -101,13 +104,16 @@ def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi):
 
     One branch-free loop per row over a working set that fits in L2, so it runs in SIMD
     lanes. A function of its own: inlined into the fold loop, LLVM kept it scalar (measured).
-    Only columns ``[c_lo, c_hi)`` are computed in full; columns left of them only pass
-    their acts on (what the columns from ``c_lo`` on need of them).
+    Only rows ``[0, r_hi)`` and columns ``[c_lo, c_hi)`` are computed in full; columns left
+    of them only pass their acts on (what the columns from ``c_lo`` on need of them). Of
+    those, only the PEs that hold a valid input vector in stream cycle ``t``
+    (``0 <= t - r - c < M``, a diagonal band) are computed (see :func:`_stream`).
     """
-    R = wv.shape[0]
-    lo, hi = np.uint64(c_lo), np.uint64(c_hi)  # unsigned: no negative-index wrap-around, so SIMD
-    for r in range(R):
-        for c in range(lo):  # columns left of this worker's: only their acts travel on
+    for r in range(max(0, t - M + 1 - c_hi), min(r_hi, t + 1)):
+        b_lo, b_hi = max(0, t - r - M + 1), t - r + 1  # the band of row r
+        # unsigned bounds: no negative-index wrap-around, so SIMD
+        lo, hi = np.uint64(max(b_lo, c_lo)), np.uint64(max(max(b_lo, c_lo), min(b_hi, c_hi)))
+        for c in range(np.uint64(b_lo), np.uint64(max(b_lo, min(b_hi, c_lo)))):  # left of this part: acts only
             an[r, c + 1] = ap[r, c]
         for c in range(lo, hi):
             a_in = ap[r, c]
@@ -117,13 +123,25 @@ def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi):
 
 
 @njit(cache=True)
-def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0, ev, e, e_hi, n_load):
+def _stream(k, x, k0, n0, c_lo, c_hi, c_end, r_hi, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0, ev, e, e_hi,
+            n_load):
     """Stream all M inputs through the loaded array; put the fold result into ``acc_out``
     (added, when ``own``) or ``head`` (raw). Returns the number of cycles run.
 
     ``ev[e:e_hi]`` are the fold's transient flips from cycle ``n_load`` on, in cycle order.
     Only the columns ``[c_lo, c_hi)`` of the array are run in full (and emit); the columns
-    left of them run their act registers only (see :func:`_run_cycle`).
+    left of them run their act registers only (see :func:`_run_cycle`). Of those, only the
+    columns below ``c_end`` and the rows above ``r_hi`` are computed: columns from ``c_end``
+    on hold discarded outputs (no register of theirs reaches a kept one: acts move right,
+    psums down), and rows from ``r_hi`` on are idle rows that pass every psum on unchanged
+    (:func:`_busy_rows`); a column's result leaves row ``r_hi - 1`` when it is ready, and is
+    counted as emitted when it would reach the bottom row, so the cycles run are the same.
+    And in each cycle only the PEs holding a valid input vector are computed: every register
+    value belongs to one input vector (the act of vector ``m`` reaches PE ``(r, c)`` in
+    cycle ``m + r + c``, and so does its psum), so values of the cycles before the first
+    vector and after the last never meet a valid one; they are never emitted, and a flip
+    in them reaches nothing (docs/semantics.md, "Transient faults"). In the fill and drain
+    of a fold that skips most of the array.
     ``trace`` (cycles x R x C bool) is filled from row ``t0`` when it has more than one row.
 
     Registers, double-buffered (``ap``, ``pp`` this cycle's inputs; ``an``, ``pn`` what
@@ -137,13 +155,11 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
     Numba reference-counts, made it 4x slower; measured).
     """
     M, K = x.shape
-    N = acc_out.shape[1]
     R, C = wreg.shape
     ap = np.zeros((R, C + 1), np.int32)
     an = np.zeros((R, C + 1), np.int32)
     pp = np.zeros((R + 1, C), np.int32)
     pn = np.zeros((R + 1, C), np.int32)
-    emitted = np.zeros(C, np.int64)
     n_left = M * (c_hi - c_lo)
     tracing = trace.shape[0] > 1
     t = 0
@@ -154,14 +170,14 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
             if ev[e, 3] == _WEIGHT:  # used by this cycle's MAC on
                 _flip_weight(k, e, ev, wm, wreg, wv)
             e += 1
-        for r in range(R):  # the left edge: row r gets input vector t - r (the skew)
+        for r in range(r_hi):  # the left edge: row r gets input vector t - r (the skew)
             mi = t - r
             kk = k0 + r
             ap[r, 0] = np.int32(x[mi, kk]) if 0 <= mi < M and kk < K else np.int32(0)
-        _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi)
+        _sweep(k, ap, an, pp, pn, wv, c_lo, c_end, r_hi, t, M)
         for i in range(fix.shape[0]):  # PEs with masks or a bypass, from the same inputs
             r, c = fix[i, 0], fix[i, 1]
-            if c >= c_hi:
+            if c >= c_end or r >= r_hi or not 0 <= t - r - c < M:
                 continue
             if cst[r, 6, c] != 0:
                 an[r, c + 1] = ap[r, c]
@@ -184,22 +200,20 @@ def _stream(k, x, k0, n0, c_lo, c_hi, wreg, wv, wm, cst, fix, acc_out, own, head
                 elif site == 3:
                     fs ^= ev[j, 4]
                 j += 1
-            if (fa | fp | fs) != 0 and cst[r, 6, c] == 0 and c < c_hi:
+            if (fa | fp | fs) != 0 and cst[r, 6, c] == 0 and c < c_end and r < r_hi and 0 <= t - r - c < M:
                 a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, fa, fp, fs)
                 an[r, c + 1] = a_reg
                 if c >= c_lo:
                     pn[r + 1, c] = s
-        for c in range(c_lo, c_hi):
-            if 0 <= t - (R - 1) - c < M:  # the valid bit, which travels with the skewed acts
-                n = n0 + c
-                if n < N:
-                    mo = emitted[c]
-                    fv = val(k, pn[R, c])
-                    if own:
-                        acc_out[mo, n] = acc(k, acc_out[mo, n], fv)
-                    else:
-                        head[mo, c] = fv
-                emitted[c] += 1
+        for c in range(c_lo, c_hi):  # the valid bit travels with the skewed acts
+            mo = t - (r_hi - 1) - c  # the input vector whose result leaves row r_hi - 1
+            if c < c_end and 0 <= mo < M:
+                fv = val(k, pn[r_hi, c])
+                if own:
+                    acc_out[mo, n0 + c] = acc(k, acc_out[mo, n0 + c], fv)
+                else:
+                    head[mo, c] = fv
+            if 0 <= t - (R - 1) - c < M:  # ... and reaches the bottom row
                 n_left -= 1
         if tracing:
             for r in range(R):
@@ -222,6 +236,28 @@ def _special(masks, bypass):
     return np.argwhere(odd).astype(np.int64).reshape(-1, 2)
 
 
+def _busy_rows(kernels, masks, bypass, K, n_folds, ev, ev_ptr):
+    """Per row fold, how many rows from the top must be computed: all, unless the fold's last
+    rows are idle (beyond ``K``) and pass every psum on unchanged. An idle row's PEs see act
+    0; with integer arithmetic their product is 0 whatever the weight, and adding 0 changes
+    no psum, unless a PE there has a stuck act, product or psum bit, is bypassed, or is hit by
+    a flip. Float psums can change by adding zero (``-0.0 + +0.0``) and a table may map
+    ``(w, 0)`` to anything, so other precisions compute every row."""
+    R, C = bypass.shape
+    nkf = -(-K // R)
+    row_hi = np.full(nkf, R, np.int64)
+    if not isinstance(kernels, IntKernels):
+        return row_hi
+    special = np.zeros(R, bool)
+    special[_special(masks, bypass)[:, 0]] = True
+    fold_kf = np.repeat(np.arange(n_folds) % nkf, np.diff(ev_ptr))  # folds run nf-major
+    for kf in range(nkf):
+        idle = K - kf * R
+        if idle < R and not special[idle:].any() and not (ev[fold_kf == kf, 1] >= idle).any():
+            row_hi[kf] = idle
+    return row_hi
+
+
 def _constants(masks, bypass):
     """Per row ``r``: ``cst[r]`` = act AND/OR, product AND/OR, psum AND/OR masks and the
     bypass bits, as int32 rows of length C (one array, so the row loop reads one block)."""
@@ -234,14 +270,15 @@ def _constants(masks, bypass):
 
 
 @njit(cache=True, parallel=True)
-def _run_cycle(k, x, w, wm, cst, fix, cuts, wv_zero, n_workers, trace, ev, ev_ptr):
+def _run_cycle(k, x, w, wm, cst, fix, cuts, row_hi, wv_zero, n_workers, trace, ev, ev_ptr):
     """Folds, each split into ``len(cuts) - 1`` column parts, over ``n_workers`` workers.
 
     Work units are ordered ``for nf: for part: for kf`` (a *group* is one column part of
     one column fold); worker ``wk`` runs a contiguous run of ``per`` units with its own
     registers. A part ``[c_lo, c_hi)`` runs its columns in full and the columns left of it
     only as far as their act registers go, so parts of one fold run on different workers
-    with no exchange; every register is what the whole array computes.
+    with no exchange; every register is what the whole array computes. Row fold ``kf``
+    computes rows ``[0, row_hi[kf])``.
     """
     M, K = x.shape
     N = w.shape[1]
@@ -275,8 +312,10 @@ def _run_cycle(k, x, w, wm, cst, fix, cuts, wv_zero, n_workers, trace, ev, ev_pt
                     _flip_weight(k, e, ev, wm, wreg, wv)
                 e += 1
             head = heads[wk, min(u - lo, n_head - 1)]
-            n_stream = _stream(k, x, kf * R, nf * C, cuts[part], cuts[part + 1], wreg, wv, wm, cst, fix, accs[wk],
-                               own, head, trace, t0 + n_load, ev, e, e_hi, n_load)
+            c_lo, c_hi = cuts[part], cuts[part + 1]
+            c_end = max(c_lo, min(c_hi, N - nf * C))
+            n_stream = _stream(k, x, kf * R, nf * C, c_lo, c_hi, c_end, row_hi[kf], wreg, wv, wm, cst, fix,
+                               accs[wk], own, head, trace, t0 + n_load, ev, e, e_hi, n_load)
             unit_cycles[u] = n_load + n_stream
             t0 += n_load + n_stream
     out = np.zeros((M, N), np.int64)
@@ -360,11 +399,12 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
     wm = masks[1].astype(w.dtype)
     cst = _constants(masks, bypass)
     cuts = _column_cuts(C, n_folds, n_workers, min_part_cols)
+    row_hi = _busy_rows(kernels, masks, bypass, x.shape[1], n_folds, ev, ev_ptr)
     n_units = n_folds * (cuts.size - 1)
     per = -(-n_units // n_workers)
     n_workers = -(-n_units // per)  # no idle workers (their accumulators would cost memory)
     # decoded weights: integer operand values (at most 8 bits) are held in int32, so the
     # sweep runs 8 PEs per AVX2 vector instead of 4; other value types as they are
     wv_zero = np.int32(0) if isinstance(kernels.zero, np.integer) else kernels.zero
-    return _run_cycle(kernels, x, w, wm, cst, _special(masks, bypass), cuts, wv_zero, np.int64(n_workers), trace, ev,
-                      ev_ptr)
+    return _run_cycle(kernels, x, w, wm, cst, _special(masks, bypass), cuts, row_hi, wv_zero, np.int64(n_workers),
+                      trace, ev, ev_ptr)
