@@ -44,13 +44,11 @@ as separate functions, their speed depended on what else the process had compile
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
-from ..precision.integer import IntKernels
 from ..precision.kernels import acc, add, dec, mul, pat, val
+from .cycle_layout import busy_rows, column_cuts, constants, special_pes
 
 __all__ = ["run_cycle"]
 
@@ -68,8 +66,10 @@ def _pe_flipped(k, a_in, p_in, r, c, wv, cst, fa, fp, fs):
 
 
 @njit(cache=True, inline="always")
-def _load_weights(k, w, k0, n0, R, C, wm, wreg, wv, chain):
-    """Shift the fold's weights down the load chain for R cycles, then latch."""
+def _load_weights(k, w, k0, n0, R, C, wm, wreg, wv, chain, ev, e, e_hi):
+    """Shift the fold's weights down the load chain for R cycles, then latch; the fold's
+    flips ``ev[e:e_hi]`` that fall in the load cycles hit the latched weight. Returns
+    ``(R, the first event after the load)``."""
     K, N = w.shape
     chain[:, :] = 0
     for t in range(R):
@@ -84,7 +84,11 @@ def _load_weights(k, w, k0, n0, R, C, wm, wreg, wv, chain):
         for c in range(C):
             wreg[r, c] = (chain[r, c] & wm[0, r, c]) | wm[1, r, c]
             wv[r, c] = dec(k, wreg[r, c])
-    return R
+    while e < e_hi and ev[e, 0] < R:
+        if ev[e, 3] == _WEIGHT:
+            _flip_weight(k, e, ev, wm, wreg, wv)
+        e += 1
+    return R, e
 
 
 @njit(cache=True, inline="always")
@@ -95,7 +99,7 @@ def _flip_weight(k, e, ev, wm, wreg, wv):
 
 
 @njit(cache=True)
-def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi, r_hi, t, M):
+def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi, r_lo, r_hi, t, M):
     """One cycle of every PE as if it had no stuck-at fault and no bypass: latch the act,
     multiply, latch the psum. Reads the registers of the previous cycle (``ap``, ``pp``),
     writes the new ones (``an``, ``pn``); layout in :func:`_stream`. The PEs that do have
@@ -104,12 +108,12 @@ def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi, r_hi, t, M):
 
     One branch-free loop per row over a working set that fits in L2, so it runs in SIMD
     lanes. A function of its own: inlined into the fold loop, LLVM kept it scalar (measured).
-    Only rows ``[0, r_hi)`` and columns ``[c_lo, c_hi)`` are computed in full; columns left
+    Only rows ``[r_lo, r_hi)`` and columns ``[c_lo, c_hi)`` are computed in full; columns left
     of them only pass their acts on (what the columns from ``c_lo`` on need of them). Of
     those, only the PEs that hold a valid input vector in stream cycle ``t``
     (``0 <= t - r - c < M``, a diagonal band) are computed (see :func:`_stream`).
     """
-    for r in range(max(0, t - M + 1 - c_hi), min(r_hi, t + 1)):
+    for r in range(max(r_lo, t - M + 1 - c_hi), min(r_hi, t + 1)):
         b_lo, b_hi = max(0, t - r - M + 1), t - r + 1  # the band of row r
         # unsigned bounds: no negative-index wrap-around, so SIMD
         lo, hi = np.uint64(max(b_lo, c_lo)), np.uint64(max(max(b_lo, c_lo), min(b_hi, c_hi)))
@@ -120,6 +124,44 @@ def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi, r_hi, t, M):
             prod = pat(k, mul(k, wv[r, c], dec(k, a_in)))
             an[r, c + 1] = a_in
             pn[r + 1, c] = pat(k, add(k, val(k, pp[r, c]), val(k, prod)))
+
+
+@njit(cache=True, inline="always")
+def _fix_up(k, fix, ev, e0, e1, ap, an, pp, pn, wv, cst, c_lo, c_end, r_lo, r_hi, t, M):
+    """After :func:`_sweep`, recompute from the same inputs the PEs of rows ``[r_lo, r_hi)``,
+    columns below ``c_end``, in this cycle's valid band, that have masks or a bypass
+    (``fix``) or are hit by this cycle's act, product or psum flips (``ev[e0:e1]``, in
+    order of PE); columns left of ``c_lo`` only as far as their acts go."""
+    for i in range(fix.shape[0]):
+        r, c = fix[i, 0], fix[i, 1]
+        if c >= c_end or r < r_lo or r >= r_hi or not 0 <= t - r - c < M:
+            continue
+        if cst[r, 6, c] != 0:
+            an[r, c + 1] = ap[r, c]
+            pn[r + 1, c] = pp[r, c]
+        else:
+            a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, 0, 0, 0)
+            an[r, c + 1] = a_reg
+            if c >= c_lo:
+                pn[r + 1, c] = s
+    j = e0
+    while j < e1:  # grouped by PE
+        r, c = ev[j, 1], ev[j, 2]
+        fa = fp = fs = np.int64(0)
+        while j < e1 and ev[j, 1] == r and ev[j, 2] == c:
+            site = ev[j, 3]
+            if site == 0:
+                fa ^= ev[j, 4]
+            elif site == 2:
+                fp ^= ev[j, 4]
+            elif site == 3:
+                fs ^= ev[j, 4]
+            j += 1
+        if (fa | fp | fs) != 0 and cst[r, 6, c] == 0 and c < c_end and r_lo <= r < r_hi and 0 <= t - r - c < M:
+            a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, fa, fp, fs)
+            an[r, c + 1] = a_reg
+            if c >= c_lo:
+                pn[r + 1, c] = s
 
 
 @njit(cache=True)
@@ -134,7 +176,7 @@ def _stream(k, x, k0, n0, c_lo, c_hi, c_end, r_hi, wreg, wv, wm, cst, fix, acc_o
     columns below ``c_end`` and the rows above ``r_hi`` are computed: columns from ``c_end``
     on hold discarded outputs (no register of theirs reaches a kept one: acts move right,
     psums down), and rows from ``r_hi`` on are idle rows that pass every psum on unchanged
-    (:func:`_busy_rows`); a column's result leaves row ``r_hi - 1`` when it is ready, and is
+    (:func:`~simulator.engines.cycle_layout.busy_rows`); a column's result leaves row ``r_hi - 1`` when it is ready, and is
     counted as emitted when it would reach the bottom row, so the cycles run are the same.
     And in each cycle only the PEs holding a valid input vector are computed: every register
     value belongs to one input vector (the act of vector ``m`` reaches PE ``(r, c)`` in
@@ -174,37 +216,8 @@ def _stream(k, x, k0, n0, c_lo, c_hi, c_end, r_hi, wreg, wv, wm, cst, fix, acc_o
             mi = t - r
             kk = k0 + r
             ap[r, 0] = np.int32(x[mi, kk]) if 0 <= mi < M and kk < K else np.int32(0)
-        _sweep(k, ap, an, pp, pn, wv, c_lo, c_end, r_hi, t, M)
-        for i in range(fix.shape[0]):  # PEs with masks or a bypass, from the same inputs
-            r, c = fix[i, 0], fix[i, 1]
-            if c >= c_end or r >= r_hi or not 0 <= t - r - c < M:
-                continue
-            if cst[r, 6, c] != 0:
-                an[r, c + 1] = ap[r, c]
-                pn[r + 1, c] = pp[r, c]
-            else:
-                a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, 0, 0, 0)
-                an[r, c + 1] = a_reg
-                if c >= c_lo:
-                    pn[r + 1, c] = s
-        j = e0
-        while j < e:  # act / product / psum flips of this cycle, grouped by PE
-            r, c = ev[j, 1], ev[j, 2]
-            fa = fp = fs = np.int64(0)
-            while j < e and ev[j, 1] == r and ev[j, 2] == c:
-                site = ev[j, 3]
-                if site == 0:
-                    fa ^= ev[j, 4]
-                elif site == 2:
-                    fp ^= ev[j, 4]
-                elif site == 3:
-                    fs ^= ev[j, 4]
-                j += 1
-            if (fa | fp | fs) != 0 and cst[r, 6, c] == 0 and c < c_end and r < r_hi and 0 <= t - r - c < M:
-                a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, fa, fp, fs)
-                an[r, c + 1] = a_reg
-                if c >= c_lo:
-                    pn[r + 1, c] = s
+        _sweep(k, ap, an, pp, pn, wv, c_lo, c_end, 0, r_hi, t, M)
+        _fix_up(k, fix, ev, e0, e, ap, an, pp, pn, wv, cst, c_lo, c_end, 0, r_hi, t, M)
         for c in range(c_lo, c_hi):  # the valid bit travels with the skewed acts
             mo = t - (r_hi - 1) - c  # the input vector whose result leaves row r_hi - 1
             if c < c_end and 0 <= mo < M:
@@ -223,50 +236,6 @@ def _stream(k, x, k0, n0, c_lo, c_hi, c_end, r_hi, wreg, wv, wm, cst, fix, acc_o
         pp, pn = pn, pp
         t += 1
     return t
-
-
-def _special(masks, bypass):
-    """``(F, 2)`` positions of the PEs whose act, product or psum register has a stuck bit,
-    or that are bypassed: the ones :func:`_sweep` does not compute as they are."""
-    R, C = bypass.shape
-    ident = np.array([-1, 0], np.int32)[:, None, None]
-    odd = bypass.astype(bool)
-    for site in (0, 2, 3):
-        odd |= (masks[site] != ident).any(axis=0)
-    return np.argwhere(odd).astype(np.int64).reshape(-1, 2)
-
-
-def _busy_rows(kernels, masks, bypass, K, n_folds, ev, ev_ptr):
-    """Per row fold, how many rows from the top must be computed: all, unless the fold's last
-    rows are idle (beyond ``K``) and pass every psum on unchanged. An idle row's PEs see act
-    0; with integer arithmetic their product is 0 whatever the weight, and adding 0 changes
-    no psum, unless a PE there has a stuck act, product or psum bit, is bypassed, or is hit by
-    a flip. Float psums can change by adding zero (``-0.0 + +0.0``) and a table may map
-    ``(w, 0)`` to anything, so other precisions compute every row."""
-    R, C = bypass.shape
-    nkf = -(-K // R)
-    row_hi = np.full(nkf, R, np.int64)
-    if not isinstance(kernels, IntKernels):
-        return row_hi
-    special = np.zeros(R, bool)
-    special[_special(masks, bypass)[:, 0]] = True
-    fold_kf = np.repeat(np.arange(n_folds) % nkf, np.diff(ev_ptr))  # folds run nf-major
-    for kf in range(nkf):
-        idle = K - kf * R
-        if idle < R and not special[idle:].any() and not (ev[fold_kf == kf, 1] >= idle).any():
-            row_hi[kf] = idle
-    return row_hi
-
-
-def _constants(masks, bypass):
-    """Per row ``r``: ``cst[r]`` = act AND/OR, product AND/OR, psum AND/OR masks and the
-    bypass bits, as int32 rows of length C (one array, so the row loop reads one block)."""
-    R, C = bypass.shape
-    cst = np.empty((R, 7, C), np.int32)
-    for i, (site, j) in enumerate(((0, 0), (0, 1), (2, 0), (2, 1), (3, 0), (3, 1))):
-        cst[:, i] = masks[site, j]
-    cst[:, 6] = bypass
-    return cst
 
 
 @njit(cache=True, parallel=True)
@@ -306,11 +275,7 @@ def _run_cycle(k, x, w, wm, cst, fix, cuts, row_hi, wv_zero, n_workers, trace, e
             f = nf * nkf + kf
             own = u - kf >= lo  # this worker ran the group's first row fold
             e, e_hi = ev_ptr[f], ev_ptr[f + 1]
-            n_load = _load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain)
-            while e < e_hi and ev[e, 0] < n_load:  # flips in the load cycles hit the latched weight
-                if ev[e, 3] == _WEIGHT:
-                    _flip_weight(k, e, ev, wm, wreg, wv)
-                e += 1
+            n_load, e = _load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain, ev, e, e_hi)
             head = heads[wk, min(u - lo, n_head - 1)]
             c_lo, c_hi = cuts[part], cuts[part + 1]
             c_end = max(c_lo, min(c_hi, N - nf * C))
@@ -340,25 +305,8 @@ def _run_cycle(k, x, w, wm, cst, fix, cuts, row_hi, wv_zero, n_workers, trace, e
     return out, fold_cycles
 
 
-def _column_cuts(C, n_folds, n_workers, min_cols=16):
-    """Column parts per fold: one, unless there are fewer folds than workers (or they do not
-    divide evenly among few): then enough parts that every worker gets the same number of
-    units, at least ``min_cols`` columns each. Parts further right are narrower, as they also pass
-    the acts of the columns to their left on (about a tenth of a full column's work)."""
-    n_parts = 1
-    if n_workers > 1 and n_folds % n_workers and n_folds < 8 * n_workers:
-        n_parts = min(n_workers // math.gcd(n_folds, n_workers), max(1, C // min_cols))
-    width = np.ones(n_parts)
-    for _ in range(20):  # equal work per part: width_i + 0.1 * (columns left of i) = const
-        left = np.concatenate([[0.0], np.cumsum(width)[:-1]])
-        width = np.maximum(1.0, (C + 0.1 * left.sum()) / n_parts - 0.1 * left)
-        width *= C / width.sum()
-    cuts = np.concatenate([[0], np.round(np.cumsum(width)).astype(np.int64)])
-    cuts[-1] = C
-    return np.maximum.accumulate(cuts).astype(np.int64)
-
-
-def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None, min_part_cols=16):
+def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None, min_part_cols=16,
+              min_part_rows=16, stage=256):
     """Run a GEMM on the register-level model.
 
     Parameters
@@ -371,16 +319,21 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
         1 where the PE is bypassed.
     kernels : the precision's kernel tuple
     n_workers : int
-        Folds are split over this many workers (threads); with fewer folds than workers,
-        each fold is also split by columns (:func:`_column_cuts`). Must be 1 when tracing.
+        Folds are split over this many workers (threads). With fewer folds than workers,
+        each fold's rows are split over the workers, pipelined
+        (:mod:`simulator.engines.cycle_rows`), when every fold computes at least
+        ``min_part_rows`` rows per worker; with folds that do not divide evenly among few
+        workers, each fold is split by columns (:func:`~simulator.engines.cycle_layout.column_cuts`). Must be 1 when tracing.
     trace : bool array (cycles, R, C) or None
         Filled with the per-cycle valid-MAC activity of every PE.
     events : (int64 array (E, 5), int64 array (folds + 1)) or None
         Transient flips as rows ``(cycle in fold, r, c, site, xor pattern)`` sorted by
         fold, cycle, r, c, with each fold's range in the second array
         (:func:`simulator.flips.by_fold`).
-    min_part_cols : int
-        Narrowest column part worth a worker of its own (tests set 1).
+    min_part_cols, min_part_rows : int
+        Narrowest column part, and band of rows, worth a worker of its own (tests set 1).
+    stage : int
+        Cycles per pipeline stage when rows are split (tests set a few).
 
     Returns
     -------
@@ -397,14 +350,19 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
         events = (np.zeros((0, 5), np.int64), np.zeros(n_folds + 1, np.int64))
     ev, ev_ptr = events
     wm = masks[1].astype(w.dtype)
-    cst = _constants(masks, bypass)
-    cuts = _column_cuts(C, n_folds, n_workers, min_part_cols)
-    row_hi = _busy_rows(kernels, masks, bypass, x.shape[1], n_folds, ev, ev_ptr)
-    n_units = n_folds * (cuts.size - 1)
-    per = -(-n_units // n_workers)
-    n_workers = -(-n_units // per)  # no idle workers (their accumulators would cost memory)
+    cst = constants(masks, bypass)
+    row_hi = busy_rows(kernels, masks, bypass, x.shape[1], n_folds, ev, ev_ptr)
     # decoded weights: integer operand values (at most 8 bits) are held in int32, so the
     # sweep runs 8 PEs per AVX2 vector instead of 4; other value types as they are
     wv_zero = np.int32(0) if isinstance(kernels.zero, np.integer) else kernels.zero
-    return _run_cycle(kernels, x, w, wm, cst, _special(masks, bypass), cuts, row_hi, wv_zero, np.int64(n_workers),
+    if n_folds < n_workers and row_hi.min() >= min_part_rows * n_workers:  # a fold's rows over the threads
+        from .cycle_rows import run_rows  # (it builds on this module's kernels)
+
+        return run_rows(kernels, x, w, wm, cst, special_pes(masks, bypass), row_hi, wv_zero, n_workers, ev, ev_ptr,
+                        stage)
+    cuts = column_cuts(C, n_folds, n_workers, min_part_cols)
+    n_units = n_folds * (cuts.size - 1)
+    per = -(-n_units // n_workers)
+    n_workers = -(-n_units // per)  # no idle workers (their accumulators would cost memory)
+    return _run_cycle(kernels, x, w, wm, cst, special_pes(masks, bypass), cuts, row_hi, wv_zero, np.int64(n_workers),
                       trace, ev, ev_ptr)
