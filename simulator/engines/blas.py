@@ -41,13 +41,14 @@ import numpy as np
 from numba import njit
 
 from ..masks import faulty_pes, stuck
-from .blas_layout import augment, chains, tile
+from .blas_layout import augment, chains, gather_rows, tile
 from .scratch import scratch
 
 __all__ = ["run_blas", "exact_matmul"]
 
 _F32_EXACT = 1 << 24
 _GROUPS = 4  # prefix-sum GEMMs per fold, events grouped by depth (measured: 3..6 are all close)
+_TRANSPOSE_ABOVE = 0.25  # fraction of rows with a stuck product or psum register (see run_blas)
 
 
 def _chunk(max_abs_product):
@@ -202,18 +203,32 @@ def run_blas(x, w, masks, bypass, precision):
     maxp = precision.max_abs_product()
     chunk = _chunk(maxp)
     half, mask = _int32_constants(precision.acc_bits)
-    aug = augment(x, w_eff, masks[0], ident[0], R, C)  # Numba, parallel: before any BLAS call
+    nonlin = ~(ident[2] & ident[3])
+    # transposing the whole operand pays where the chain kernel reads most rows (measured: psum faults on
+    # 72% of the rows, 33 ms against 39 ms in place); a layer with a few faulty rows reads x in place
+    aug = augment(x, w_eff, masks[0], ident[0], R, C, transpose=nonlin.any(axis=1).mean() > _TRANSPOSE_ABOVE)
+    rows = aug.xT  # the reduction rows as float32, (rows, M); without act faults x's columns in place:
+    if rows is None:
+        xf = scratch("xf", (M, K), np.float32)
+        np.copyto(xf, x, casting="unsafe")
+        rows = xf.T
     waT = np.ascontiguousarray(aug.w.T).astype(np.float32)
-    yT = _gemm_into(scratch("yT", (N, M), np.int32), waT, aug.xT, _main_cuts(aug, nkf, R, chunk))
-    lay = chains(~(ident[2] & ident[3]), ~ident[3], masks, aug, N)
-    xaT = aug.xT if len(aug.xT) else np.zeros((1, M), np.float32)  # every row dropped: events read row 0, weight 0
+    yT = _gemm_into(scratch("yT", (N, M), np.int32), waT, rows, _main_cuts(aug, nkf, R, chunk))
+    lay = chains(nonlin, ~ident[3], masks, aug, N)
+    ev = lay.ev
+    if aug.xT is None or len(aug.xT) == 0:  # the chain kernel reads rows in SIMD lanes: the ones it needs, transposed
+        need, ev = np.unique(ev[:, 0]), ev.copy()
+        ev[:, 0] = np.searchsorted(need, ev[:, 0])
+        xaT = gather_rows(x, need if aug.xT is None else [])  # (every row dropped: weights 0, a row of zeros)
+    else:
+        xaT = aug.xT
     for kf in range(nkf):
         g0, g1 = lay.fold_ptr[kf], lay.fold_ptr[kf + 1]
         if g0 == g1:
             continue
-        P = _prefix_sums(lay.psum_of_fold(kf), aug, waT, kf, R * maxp <= _F32_EXACT, chunk, M)
+        P = _prefix_sums(lay.psum_of_fold(kf), aug, rows, waT, kf, R * maxp <= _F32_EXACT, chunk, M)
         e0, e1 = lay.chain_ptr[g0], lay.chain_ptr[g1]
-        _fold_chains(yT, xaT, P, lay.ev[e0:e1], lay.emask[e0:e1], lay.chain_ptr[g0 : g1 + 1] - e0,
+        _fold_chains(yT, xaT, P, ev[e0:e1], lay.emask[e0:e1], lay.chain_ptr[g0 : g1 + 1] - e0,
                      lay.chain_n[g0:g1], half, mask)
     out = np.empty((M, N), np.int32)
     _transpose_wrapped(yT, half, mask, out)
@@ -226,12 +241,12 @@ def _main_cuts(aug, nkf, R, chunk):
     faults add rows (one act segment per array row feeds it); with ``R`` over ``chunk``,
     ranges of ``chunk`` rows."""
     if R > chunk:
-        return _cuts(len(aug.xT), chunk)
+        return _cuts(aug.n_rows, chunk)
     per = chunk // R
-    return sorted({int(aug.pos[kf * aug.per_fold]) for kf in range(0, nkf, per)} | {len(aug.xT)})
+    return sorted({int(aug.pos[kf * aug.per_fold]) for kf in range(0, nkf, per)} | {aug.n_rows})
 
 
-def _prefix_sums(psum, aug, waT, kf, one_gemm, chunk, M):
+def _prefix_sums(psum, aug, rows, waT, kf, one_gemm, chunk, M):
     """``P[j]``: fault-free prefix sums above fold ``kf``'s psum events ``psum = (n, depth)``
     (sorted by depth; augmented rows of the fold above the event's row), over all vectors:
     float32 if ``one_gemm`` (fewer than ``chunk`` non-zero products per sum), else int32."""
@@ -247,7 +262,7 @@ def _prefix_sums(psum, aug, waT, kf, one_gemm, chunk, M):
     for g0, g1 in zip(cuts[:-1], cuts[1:]):
         d = int(depth[g1 - 1])
         if one_gemm:
-            np.matmul(wT[g0:g1, :d], aug.xT[row0 : row0 + d], out=P[g0:g1])
+            np.matmul(wT[g0:g1, :d], rows[row0 : row0 + d], out=P[g0:g1])
         else:
-            _gemm_into(P[g0:g1], wT[g0:g1, :d], aug.xT[row0 : row0 + d], _cuts(d, chunk), name="partP")
+            _gemm_into(P[g0:g1], wT[g0:g1, :d], rows[row0 : row0 + d], _cuts(d, chunk), name="partP")
     return P

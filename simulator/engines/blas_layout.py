@@ -15,7 +15,7 @@ from numba import njit
 
 from .scratch import scratch
 
-__all__ = ["augment", "chains", "tile", "Augmented", "Chains"]
+__all__ = ["augment", "chains", "gather_rows", "tile", "Augmented", "Chains"]
 
 
 def tile(a, nkf, N):
@@ -27,7 +27,8 @@ def tile(a, nkf, N):
 class Augmented:
     """Augmented operands and the bookkeeping that maps array positions into them.
 
-    ``xT`` (kept rows, M) float32 and ``w`` (kept rows, N) int8. Index space: a *full*
+    ``xT`` (kept rows, M) float32 and ``w`` (kept rows, N) int8; without act faults ``xT`` is
+    None: the kept rows are then ``x``'s columns in order (none dropped). Index space: a *full*
     augmented row ``i = kf * per_fold + row_pos[r] + j`` exists for every row fold ``kf``,
     array row ``r`` and act segment ``j`` of that row. Rows whose weights are all zero
     contribute nothing and are dropped; ``pos[i]`` is the number of kept rows before ``i``,
@@ -35,7 +36,7 @@ class Augmented:
     """
 
     def __init__(self, xT, w, keep, per_fold, row_pos, seg_of):
-        self.xT, self.w, self.keep = xT, w, keep
+        self.xT, self.w, self.keep, self.n_rows = xT, w, keep, len(w)
         self.per_fold, self.row_pos, self.seg_of = per_fold, row_pos, seg_of
         self.pos = np.concatenate([[0], np.cumsum(keep)])
 
@@ -63,12 +64,14 @@ def _rows(x, src, lut_id, luts, out):
                     out[j, m] = np.float32(luts[t, 128])
 
 
-def augment(x, w_eff, act_masks, act_ident, R, C):
+def augment(x, w_eff, act_masks, act_ident, R, C, transpose=True):
     """Append one virtual reduction row per act fault (see :mod:`simulator.engines.blas`).
 
     Reduction rows beyond ``K`` (idle rows of the last row fold) see activation 0, which
     an act fault can still turn into a constant; they are kept only if some weight there
-    is non-zero (a weight stuck at 1 on an idle PE). ``xT`` is a scratch buffer.
+    is non-zero (a weight stuck at 1 on an idle PE). ``xT`` is a scratch buffer; without act
+    faults and with ``transpose`` False it is not built (None): the rows are ``x``'s columns,
+    which BLAS reads in place.
     """
     M, K = x.shape
     N = w_eff.shape[1]
@@ -96,13 +99,26 @@ def augment(x, w_eff, act_masks, act_ident, R, C):
     wa = np.where(in_seg, w_eff[src_k], 0).astype(np.int8)
     live = src_k < K  # idle rows see activation 0, which only an act fault can change
     live |= luts[entry, 128] != 0
-    keep = wa.any(axis=1) & live
+    plain_rows = per_fold == R and not transpose  # no act fault, x read in place
+    keep = live if plain_rows else wa.any(axis=1) & live
     entry, src_k, wa = entry[keep], src_k[keep], wa[keep]
+    if plain_rows:
+        return Augmented(None, wa, keep, per_fold, row_pos[:-1], seg_of)
     first_seg = np.arange(per_fold) == row_pos[src_r]  # the segment before any act fault
     plain = first_seg[entry] & (src_k < K)  # ... of a real row: the input itself
     xaT = scratch("xaT", (src_k.size, M), np.float32)
     _rows(x, src_k, np.where(plain, -1, entry), luts, xaT)
     return Augmented(xaT, wa, keep, per_fold, row_pos[:-1], seg_of)
+
+
+def gather_rows(x, cols, name="rowsT"):
+    """``x[:, cols].T`` as float32 (a scratch buffer; one row of zeros if ``cols`` is empty)."""
+    out = scratch(name, (max(1, len(cols)), x.shape[0]), np.float32)
+    if len(cols) == 0:
+        out[:] = 0
+        return out
+    _rows(x, np.asarray(cols, np.int64), np.full(len(cols), -1, np.int64), np.zeros((1, 256), np.int64), out)
+    return out
 
 
 class Chains(NamedTuple):

@@ -11,7 +11,7 @@ import pytest
 
 from faults import FaultMap
 from simulator import INT8, ArrayConfig, SystolicArray
-from simulator.engines import scratch
+from simulator.engines import blas, scratch
 
 
 def _operands(seed, M, K, N):
@@ -48,6 +48,20 @@ def test_prefix_sums_longer_than_one_float32_gemm():
 class _Masks:
     def __init__(self, masks):
         self.masks = masks
+
+
+@pytest.mark.parametrize("transpose_above", [-1.0, 2.0])  # always / never transpose the operand
+@pytest.mark.parametrize("seed", range(6))
+def test_operand_read_in_place_or_transposed(monkeypatch, transpose_above, seed):
+    """Without act faults, x is read in place or transposed whole depending on how many rows
+    hold faulty chains; both layouts give the cycle engine's bits."""
+    monkeypatch.setattr(blas, "_TRANSPOSE_ABOVE", transpose_above)
+    rng = np.random.default_rng(seed)
+    cfg = ArrayConfig(int(rng.integers(3, 12)), int(rng.integers(3, 12)), INT8)
+    sites = [("psum",), ("product",), ("product", "psum", "weight"), ("act", "psum")][seed % 4]
+    arr = SystolicArray(cfg, FaultMap.random(cfg, float(rng.uniform(0.05, 0.4)), seed=seed, sites=sites))
+    x, w = _operands(seed, int(rng.integers(1, 40)), int(rng.integers(1, 50)), int(rng.integers(1, 30)))
+    np.testing.assert_array_equal(arr.matmul(x, w, "fast").out, arr.matmul(x, w, "cycle").out)
 
 
 def test_results_are_not_work_buffers():
