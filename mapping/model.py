@@ -17,7 +17,7 @@ from .actgemm import SimMatmul
 from .errors import MappingError, UnsupportedLayerError
 from .graph import HOST_LAYERS, SIM_OPS, trace_model
 from .layers import check_finite_input, make_sim_layer
-from .numerics import one_thread
+from .numerics import numpy_blas_one_thread, one_thread
 from .lowering import LOWERED, check_lowerable
 from .outputs import accuracy_of, concat_outputs, first_tensor, predictions_of
 
@@ -352,7 +352,7 @@ def run_model(model, data, array: SystolicArray, engine: str = "fast", batch_siz
     outs = []
     source = flips.session() if hasattr(flips, "session") else flips
     guard = protect.session() if hasattr(protect, "session") else protect
-    with model.on(array, engine, source, guard, faulty_layers) as module, torch.no_grad():
+    with model.on(array, engine, source, guard, faulty_layers) as module, torch.no_grad(), numpy_blas_one_thread():
         for i in tqdm(range(0, len(x), batch_size), total=n_batches, disable=not progress, desc="chip", unit="batch"):
             try:
                 outs.append(module(x[i : i + batch_size].float()))
