@@ -51,14 +51,15 @@ class _Masks:
 
 
 @pytest.mark.parametrize("transpose_above", [-1.0, 2.0])  # always / never transpose the operand
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_operand_read_in_place_or_transposed(monkeypatch, transpose_above, seed):
     """Without act faults, x is read in place or transposed whole depending on how many rows
     hold faulty chains; both layouts give the cycle engine's bits."""
     monkeypatch.setattr(blas, "_TRANSPOSE_ABOVE", transpose_above)
     rng = np.random.default_rng(seed)
     cfg = ArrayConfig(int(rng.integers(3, 12)), int(rng.integers(3, 12)), INT8)
-    sites = [("psum",), ("product",), ("product", "psum", "weight"), ("act", "psum")][seed % 4]
+    sites = [("psum",), ("product",), ("product", "psum", "weight"), ("act", "psum"), ("act", "product"),
+             ("act", "weight", "product", "psum")][seed % 6]
     arr = SystolicArray(cfg, FaultMap.random(cfg, float(rng.uniform(0.05, 0.4)), seed=seed, sites=sites))
     x, w = _operands(seed, int(rng.integers(1, 40)), int(rng.integers(1, 50)), int(rng.integers(1, 30)))
     np.testing.assert_array_equal(arr.matmul(x, w, "fast").out, arr.matmul(x, w, "cycle").out)
