@@ -11,6 +11,7 @@ import numba
 from .config import ArrayConfig
 from .engines.cycle import run_cycle
 from .engines.fast import run_fast
+from .engines.replay import many_small
 from .errors import ConfigError, OperandError
 from .flips import by_fold, check_flips, check_output_flips, xor_patterns
 from .masks import faulty_pes, identity_masks, masks_of
@@ -27,6 +28,10 @@ MAX_TRACE = 50_000_000
 #: Numba's workers costs more than it saves, and on a loaded machine far more (measured: a 4x5x4 GEMM
 #: took 49 ms on 2 threads next to two busy processes, 0.07 ms on one).
 SMALL_WORK = 1 << 20
+#: MACs up to which each GEMM of a batch on a faulty chip is computed PE by PE in one kernel
+#: (``matmul_many``): there a GEMM's set-up in the fast engine costs more than its MACs
+#: (measured: 294 us for a 17x16x17 GEMM on 32x32 at 1%).
+SMALL_GEMM = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,9 @@ class SystolicArray:
         ``x`` is ``(G, M, K)`` and ``w`` ``(G, K, N)``. Where the array's result is the exact
         integer product (an integer precision on a fault-free chip, or with bypass, which
         zeroes the weights on faulty PEs) the fast engine computes all of them in one batched
-        product; otherwise each runs through :meth:`matmul`. Same bits either way (tested).
+        product; small GEMMs (at most ``SMALL_GEMM`` MACs each, a transformer's per-head
+        products) otherwise go through one kernel that computes every output's chains PE by
+        PE; larger ones each run through :meth:`matmul`. Same bits either way (tested).
         """
         if not isinstance(x, np.ndarray) or not isinstance(w, np.ndarray) or x.ndim != 3 or w.ndim != 3 \
                 or len(x) != len(w) or len(x) == 0:
@@ -204,13 +211,19 @@ class SystolicArray:
         prec = self.cfg.precision
         exact = engine == "fast" and getattr(prec, "blas_exact", False) and \
             (self.mitigation == "bypass" or not self._faulty.any())
-        if not exact:
+        if not exact and (engine != "fast" or x.shape[1] * x.shape[2] * w.shape[2] > SMALL_GEMM):
             runs = [self.matmul(x[g], w[g], engine) for g in range(len(x))]
             return BatchResult(np.stack([r.out for r in runs]), sum(r.n_cycles for r in runs))
         self._check_operands(x[0], w[0])  # dtypes and shapes, as matmul checks them
         prec.check_operand("x", x, 0)
         prec.check_operand("w", w, 1)
         (G, M, K), N = x.shape, w.shape[2]
+        n_cycles = G * gemm_timing(self.cfg, M, K, N).n_cycles
+        if not exact:  # small GEMMs on a faulty chip: every output's chains in one kernel
+            byp = self._faulty if self.mitigation == "bypass" else np.zeros(self.cfg.shape, bool)
+            with _threads(1 if G * M * K * N < SMALL_WORK else None):
+                out = many_small(prec.kernels(), prec.patterns(x), prec.patterns(w), self._masks, byp)
+            return BatchResult(prec.output(out), n_cycles)
         w = w.astype(np.int64)
         if self.mitigation == "bypass" and self._faulty.any():
             R, C = self.cfg.shape
@@ -218,7 +231,7 @@ class SystolicArray:
         out = np.matmul(x.astype(np.float64), w.astype(np.float64))  # exact: |sums| < 2**53
         shift = 64 - prec.acc_bits
         acc = (out.astype(np.int64) << shift) >> shift
-        return BatchResult(prec.output(acc), G * gemm_timing(self.cfg, M, K, N).n_cycles)
+        return BatchResult(prec.output(acc), n_cycles)
 
     def _run(self, engine, xp, wp, kernels, timing, M, trace, ev, prec):
         tr = None

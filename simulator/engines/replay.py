@@ -32,7 +32,7 @@ from ..masks import composed_act_masks
 from ..precision.kernels import acc, add, dec, mul, pat, val
 from .ordered import Prepared
 
-__all__ = ["replay_flips", "reached_outputs"]
+__all__ = ["replay_flips", "reached_outputs", "many_small"]
 
 _ACT, _WEIGHT, _PRODUCT, _PSUM = 0, 1, 2, 3
 
@@ -96,6 +96,29 @@ def _pe_with_flips(k, xp, m, r, c, n, kk, s, w, byp, am, wm, pm, sm, cum_and, cu
     return val(k, ((pat(k, add(k, s, val(k, p))) ^ fs) & sm[0, r, c]) | sm[1, r, c])
 
 
+@njit(cache=True, inline="always")
+def _output(k, x, w, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, m, n):
+    """Output ``(m, n)``'s pattern, its chains computed PE by PE over every fold."""
+    M, K = x.shape
+    R, C = byp.shape
+    nkf = (K + R - 1) // R
+    c = n % C
+    nf = n // C
+    total = k.zero
+    for kf in range(nkf):
+        f = nf * nkf + kf
+        s = k.zero
+        for r in range(R):
+            if byp[r, c]:
+                continue
+            kk = kf * R + r
+            xp = np.int64(x[m, kk]) if kk < K else np.int64(0)
+            s = _pe_with_flips(k, xp, m, r, c, n, kk, s, w, byp, am, wm, pm, sm, cum_and, cum_or, ev,
+                               ptr[f * R + r], ptr[f * R + r + 1])
+        total = acc(k, total, val(k, pat(k, s)))
+    return pat(k, total)
+
+
 @njit(cache=True, parallel=True)
 def _replay(k, x, w, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, outs, res):
     """Recompute ``res[m, n]`` (patterns) for every ``(m, n)`` in ``outs``, one chain at a time.
@@ -103,26 +126,21 @@ def _replay(k, x, w, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, outs, res):
     ``x``, ``w`` are the operand patterns; ``ev`` rows ``(cycle in fold, c, site, xor, m)``
     grouped by (fold, row) with ``ptr``.
     """
-    M, K = x.shape
-    R, C = byp.shape
-    nkf = (K + R - 1) // R
     for q in prange(outs.shape[0]):
         m, n = outs[q, 0], outs[q, 1]
-        c = n % C
-        nf = n // C
-        total = k.zero
-        for kf in range(nkf):
-            f = nf * nkf + kf
-            s = k.zero
-            for r in range(R):
-                if byp[r, c]:
-                    continue
-                kk = kf * R + r
-                xp = np.int64(x[m, kk]) if kk < K else np.int64(0)
-                s = _pe_with_flips(k, xp, m, r, c, n, kk, s, w, byp, am, wm, pm, sm, cum_and, cum_or, ev,
-                                   ptr[f * R + r], ptr[f * R + r + 1])
-            total = acc(k, total, val(k, pat(k, s)))
-        res[m, n] = pat(k, total)
+        res[m, n] = _output(k, x, w, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, m, n)
+
+
+@njit(cache=True, parallel=True)
+def _every_output(k, X, W, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, res):
+    """``res[g, m, n]``: every output of the GEMMs ``X[g] @ W[g]`` (no flips: ``ev`` empty)."""
+    G, M, _ = X.shape
+    N = W.shape[2]
+    for g in prange(G):
+        x, w = X[g], W[g]
+        for m in range(M):
+            for n in range(N):
+                res[g, m, n] = _output(k, x, w, byp, am, wm, pm, sm, cum_and, cum_or, ev, ptr, m, n)
 
 
 @njit(cache=True, inline="always")
@@ -357,6 +375,24 @@ def replay(ops: Prepared, kernels, cols, outs, rows, ptr, res, threshold=_PARALL
     if len(outs):
         with threads_for(len(outs) * K, threshold):
             _replay(kernels, ops.x, ops.w, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, rows, ptr, outs, res)
+    return res
+
+
+def many_small(kernels, X, W, masks, bypass):
+    """Result patterns ``(G, M, N)`` of the GEMMs ``X[g] @ W[g]`` (operand patterns) on an array
+    with stuck-at ``masks`` (bypassed where ``bypass``), each output's chains computed PE by
+    PE in one parallel kernel: for many small GEMMs (a transformer's per-head products) this
+    costs a few PE steps per MAC and no per-GEMM set-up, where the ``fast`` engine's paths pay
+    a set-up in Python for each GEMM."""
+    G, M, K = X.shape
+    R, C = bypass.shape
+    byp = bypass.astype(bool)
+    m64 = masks.astype(np.int64)
+    cum_and, cum_or = composed_act_masks(masks[0], ~byp)
+    n_folds = -(-K // R) * -(-W.shape[2] // C)
+    res = np.empty((G, M, W.shape[2]), np.int64)
+    _every_output(kernels, X, W, byp, m64[0], m64[1], m64[2], m64[3], cum_and, cum_or, np.zeros((0, 5), np.int64),
+                  np.zeros(n_folds * R + 1, np.int64), res)
     return res
 
 
