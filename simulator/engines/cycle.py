@@ -30,16 +30,17 @@ column fold begun by an earlier worker; these are added after, in order. The res
 the same bits for any number of threads.
 
 Speed: each cycle first sweeps every PE as if it had no mask and no bypass (a
-branch-free loop over int32 registers that runs in SIMD lanes, :func:`_sweep`), then
+branch-free loop over int32 registers that runs in SIMD lanes, :func:`~simulator.engines.cycle_kernels.sweep`), then
 recomputes, from the same previous-cycle registers, the few PEs that have a stuck bit in
 their act, product or psum register or are bypassed, and the PEs hit by a flip in this
 cycle. The registers are double-buffered, so a PE's new registers depend only on the
 previous cycle's: recomputing one PE after the sweep is the same as computing it in place.
 Registers no kept result depends on are not computed (:func:`_stream`): PEs holding no
 valid input vector in a cycle (the fill and drain of each fold), columns of discarded
-outputs, and idle rows that pass psums on unchanged. The other fold kernels are inlined into ``_run_cycle`` (``inline="always"``): compiled
-as separate functions, their speed depended on what else the process had compiled first
-(measured with ``bench/bench_cycle.py``).
+outputs, and idle rows that pass psums on unchanged. The per-cycle kernels live in
+:mod:`simulator.engines.cycle_kernels`; all but the sweep are inlined into the fold loop
+(``inline="always"``): compiled as separate functions, their speed depended on what else the
+process had compiled first (measured with ``bench/bench_cycle.py``).
 """
 
 from __future__ import annotations
@@ -47,122 +48,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..precision.kernels import acc, add, dec, mul, pat, val
+from ..precision.kernels import acc, pat, val
+from .cycle_kernels import WEIGHT, fix_up, flip_weight, load_weights, sweep
 from .cycle_layout import busy_rows, column_cuts, constants, special_pes
+from .cycle_rows import run_rows
 
 __all__ = ["run_cycle"]
-
-_WEIGHT = 1
-
-
-@njit(cache=True, inline="always")
-def _pe_flipped(k, a_in, p_in, r, c, wv, cst, fa, fp, fs):
-    """PE ``(r, c)`` in a cycle with transient flips ``fa``, ``fp``, ``fs`` (XOR patterns):
-    its act and psum register patterns."""
-    a_reg = ((a_in ^ fa) & cst[r, 0, c]) | cst[r, 1, c]
-    prod = ((pat(k, mul(k, wv[r, c], dec(k, a_reg))) ^ fp) & cst[r, 2, c]) | cst[r, 3, c]
-    s = ((pat(k, add(k, val(k, p_in), val(k, prod))) ^ fs) & cst[r, 4, c]) | cst[r, 5, c]
-    return a_reg, s
-
-
-@njit(cache=True, inline="always")
-def _load_weights(k, w, k0, n0, R, C, wm, wreg, wv, chain, ev, e, e_hi):
-    """Shift the fold's weights down the load chain for R cycles, then latch; the fold's
-    flips ``ev[e:e_hi]`` that fall in the load cycles hit the latched weight. Returns
-    ``(R, the first event after the load)``."""
-    K, N = w.shape
-    chain[:, :] = 0
-    for t in range(R):
-        for r in range(R - 1, 0, -1):
-            for c in range(C):
-                chain[r, c] = chain[r - 1, c]
-        kk = k0 + R - 1 - t
-        for c in range(C):
-            n = n0 + c
-            chain[0, c] = w[kk, n] if (kk < K and n < N) else 0
-    for r in range(R):
-        for c in range(C):
-            wreg[r, c] = (chain[r, c] & wm[0, r, c]) | wm[1, r, c]
-            wv[r, c] = dec(k, wreg[r, c])
-    while e < e_hi and ev[e, 0] < R:
-        if ev[e, 3] == _WEIGHT:
-            _flip_weight(k, e, ev, wm, wreg, wv)
-        e += 1
-    return R, e
-
-
-@njit(cache=True, inline="always")
-def _flip_weight(k, e, ev, wm, wreg, wv):
-    r, c = ev[e, 1], ev[e, 2]
-    wreg[r, c] = ((wreg[r, c] ^ ev[e, 4]) & wm[0, r, c]) | wm[1, r, c]
-    wv[r, c] = dec(k, wreg[r, c])
-
-
-@njit(cache=True)
-def _sweep(k, ap, an, pp, pn, wv, c_lo, c_hi, r_lo, r_hi, t, M):
-    """One cycle of every PE as if it had no stuck-at fault and no bypass: latch the act,
-    multiply, latch the psum. Reads the registers of the previous cycle (``ap``, ``pp``),
-    writes the new ones (``an``, ``pn``); layout in :func:`_stream`. The PEs that do have
-    masks or a bypass are then recomputed by :func:`_stream` from the same inputs, so every
-    register still ends the cycle as its PE computes it.
-
-    One branch-free loop per row over a working set that fits in L2, so it runs in SIMD
-    lanes. A function of its own: inlined into the fold loop, LLVM kept it scalar (measured).
-    Only rows ``[r_lo, r_hi)`` and columns ``[c_lo, c_hi)`` are computed in full; columns left
-    of them only pass their acts on (what the columns from ``c_lo`` on need of them). Of
-    those, only the PEs that hold a valid input vector in stream cycle ``t``
-    (``0 <= t - r - c < M``, a diagonal band) are computed (see :func:`_stream`).
-    """
-    for r in range(max(r_lo, t - M + 1 - c_hi), min(r_hi, t + 1)):
-        b_lo, b_hi = max(0, t - r - M + 1), t - r + 1  # the band of row r
-        # unsigned bounds: no negative-index wrap-around, so SIMD
-        lo, hi = np.uint64(max(b_lo, c_lo)), np.uint64(max(max(b_lo, c_lo), min(b_hi, c_hi)))
-        for c in range(np.uint64(b_lo), np.uint64(max(b_lo, min(b_hi, c_lo)))):  # left of this part: acts only
-            an[r, c + 1] = ap[r, c]
-        for c in range(lo, hi):
-            a_in = ap[r, c]
-            prod = pat(k, mul(k, wv[r, c], dec(k, a_in)))
-            an[r, c + 1] = a_in
-            pn[r + 1, c] = pat(k, add(k, val(k, pp[r, c]), val(k, prod)))
-
-
-@njit(cache=True, inline="always")
-def _fix_up(k, fix, ev, e0, e1, ap, an, pp, pn, wv, cst, c_lo, c_end, r_lo, r_hi, t, M):
-    """After :func:`_sweep`, recompute from the same inputs the PEs of rows ``[r_lo, r_hi)``,
-    columns below ``c_end``, in this cycle's valid band, that have masks or a bypass
-    (``fix``) or are hit by this cycle's act, product or psum flips (``ev[e0:e1]``, in
-    order of PE); columns left of ``c_lo`` only as far as their acts go."""
-    for i in range(fix.shape[0]):
-        r, c = fix[i, 0], fix[i, 1]
-        if c >= c_end or r < r_lo or r >= r_hi or not 0 <= t - r - c < M:
-            continue
-        if cst[r, 6, c] != 0:
-            an[r, c + 1] = ap[r, c]
-            pn[r + 1, c] = pp[r, c]
-        else:
-            a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, 0, 0, 0)
-            an[r, c + 1] = a_reg
-            if c >= c_lo:
-                pn[r + 1, c] = s
-    j = e0
-    while j < e1:  # grouped by PE
-        r, c = ev[j, 1], ev[j, 2]
-        fa = fp = fs = np.int64(0)
-        while j < e1 and ev[j, 1] == r and ev[j, 2] == c:
-            site = ev[j, 3]
-            if site == 0:
-                fa ^= ev[j, 4]
-            elif site == 2:
-                fp ^= ev[j, 4]
-            elif site == 3:
-                fs ^= ev[j, 4]
-            j += 1
-        if (fa | fp | fs) != 0 and cst[r, 6, c] == 0 and c < c_end and r_lo <= r < r_hi and 0 <= t - r - c < M:
-            a_reg, s = _pe_flipped(k, ap[r, c], pp[r, c], r, c, wv, cst, fa, fp, fs)
-            an[r, c + 1] = a_reg
-            if c >= c_lo:
-                pn[r + 1, c] = s
-
 
 @njit(cache=True)
 def _stream(k, x, k0, n0, c_lo, c_hi, c_end, r_hi, wreg, wv, wm, cst, fix, acc_out, own, head, trace, t0, ev, e, e_hi,
@@ -176,7 +67,8 @@ def _stream(k, x, k0, n0, c_lo, c_hi, c_end, r_hi, wreg, wv, wm, cst, fix, acc_o
     columns below ``c_end`` and the rows above ``r_hi`` are computed: columns from ``c_end``
     on hold discarded outputs (no register of theirs reaches a kept one: acts move right,
     psums down), and rows from ``r_hi`` on are idle rows that pass every psum on unchanged
-    (:func:`~simulator.engines.cycle_layout.busy_rows`); a column's result leaves row ``r_hi - 1`` when it is ready, and is
+    (:func:`~simulator.engines.cycle_layout.busy_rows`); a column's result leaves row
+    ``r_hi - 1`` when it is ready, and is
     counted as emitted when it would reach the bottom row, so the cycles run are the same.
     And in each cycle only the PEs holding a valid input vector are computed: every register
     value belongs to one input vector (the act of vector ``m`` reaches PE ``(r, c)`` in
@@ -209,15 +101,15 @@ def _stream(k, x, k0, n0, c_lo, c_hi, c_end, r_hi, wreg, wv, wm, cst, fix, acc_o
         now = n_load + t
         e0 = e
         while e < e_hi and ev[e, 0] == now:
-            if ev[e, 3] == _WEIGHT:  # used by this cycle's MAC on
-                _flip_weight(k, e, ev, wm, wreg, wv)
+            if ev[e, 3] == WEIGHT:  # used by this cycle's MAC on
+                flip_weight(k, e, ev, wm, wreg, wv)
             e += 1
         for r in range(r_hi):  # the left edge: row r gets input vector t - r (the skew)
             mi = t - r
             kk = k0 + r
             ap[r, 0] = np.int32(x[mi, kk]) if 0 <= mi < M and kk < K else np.int32(0)
-        _sweep(k, ap, an, pp, pn, wv, c_lo, c_end, 0, r_hi, t, M)
-        _fix_up(k, fix, ev, e0, e, ap, an, pp, pn, wv, cst, c_lo, c_end, 0, r_hi, t, M)
+        sweep(k, ap, an, pp, pn, wv, c_lo, c_end, 0, r_hi, t, M)
+        fix_up(k, fix, ev, e0, e, ap, an, pp, pn, wv, cst, c_lo, c_end, 0, r_hi, t, M)
         for c in range(c_lo, c_hi):  # the valid bit travels with the skewed acts
             mo = t - (r_hi - 1) - c  # the input vector whose result leaves row r_hi - 1
             if c < c_end and 0 <= mo < M:
@@ -275,7 +167,7 @@ def _run_cycle(k, x, w, wm, cst, fix, cuts, row_hi, wv_zero, n_workers, trace, e
             f = nf * nkf + kf
             own = u - kf >= lo  # this worker ran the group's first row fold
             e, e_hi = ev_ptr[f], ev_ptr[f + 1]
-            n_load, e = _load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain, ev, e, e_hi)
+            n_load, e = load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain, ev, e, e_hi)
             head = heads[wk, min(u - lo, n_head - 1)]
             c_lo, c_hi = cuts[part], cuts[part + 1]
             c_end = max(c_lo, min(c_hi, N - nf * C))
@@ -323,7 +215,8 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
         each fold's rows are split over the workers, pipelined
         (:mod:`simulator.engines.cycle_rows`), when every fold computes at least
         ``min_part_rows`` rows per worker; with folds that do not divide evenly among few
-        workers, each fold is split by columns (:func:`~simulator.engines.cycle_layout.column_cuts`). Must be 1 when tracing.
+        workers, each fold is split by columns
+        (:func:`~simulator.engines.cycle_layout.column_cuts`). Must be 1 when tracing.
     trace : bool array (cycles, R, C) or None
         Filled with the per-cycle valid-MAC activity of every PE.
     events : (int64 array (E, 5), int64 array (folds + 1)) or None
@@ -356,8 +249,6 @@ def run_cycle(x, w, masks, bypass, kernels, n_workers=1, trace=None, events=None
     # sweep runs 8 PEs per AVX2 vector instead of 4; other value types as they are
     wv_zero = np.int32(0) if isinstance(kernels.zero, np.integer) else kernels.zero
     if n_folds < n_workers and row_hi.min() >= min_part_rows * n_workers:  # a fold's rows over the threads
-        from .cycle_rows import run_rows  # (it builds on this module's kernels)
-
         return run_rows(kernels, x, w, wm, cst, special_pes(masks, bypass), row_hi, wv_zero, n_workers, ev, ev_ptr,
                         stage)
     cuts = column_cuts(C, n_folds, n_workers, min_part_cols)

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..precision.kernels import acc, pat, val
-from .cycle import _WEIGHT, _fix_up, _flip_weight, _load_weights, _sweep
+from .cycle_kernels import WEIGHT, fix_up, flip_weight, load_weights, sweep
 
 __all__ = ["run_rows", "row_cuts"]
 
@@ -44,8 +44,8 @@ def _part(k, x, k0, n0, r0, r1, c_end, r_hi, t_from, t_to, wreg, wv, wm, cst, fi
         e = st[0]
         e0 = e
         while e < e_hi and ev[e, 0] == now:
-            if ev[e, 3] == _WEIGHT and r0 <= ev[e, 1] < r1:
-                _flip_weight(k, e, ev, wm, wreg, wv)
+            if ev[e, 3] == WEIGHT and r0 <= ev[e, 1] < r1:
+                flip_weight(k, e, ev, wm, wreg, wv)
             e += 1
         st[0] = e
         for r in range(r0, r1):  # the left edge: row r gets input vector t - r (the skew)
@@ -55,8 +55,8 @@ def _part(k, x, k0, n0, r0, r1, c_end, r_hi, t_from, t_to, wreg, wv, wm, cst, fi
         if r0 > 0:  # the psums entering the top row: latched by the part above in cycle t - 1
             for c in range(c_end):
                 pp[r0, c] = bnd_in[(t - 1) % L, c] if t > 0 else 0
-        _sweep(k, ap, an, pp, pn, wv, 0, c_end, r0, r1, t, M)
-        _fix_up(k, fix, ev, e0, e, ap, an, pp, pn, wv, cst, 0, c_end, r0, r1, t, M)
+        sweep(k, ap, an, pp, pn, wv, 0, c_end, r0, r1, t, M)
+        fix_up(k, fix, ev, e0, e, ap, an, pp, pn, wv, cst, 0, c_end, r0, r1, t, M)
         if not bottom:
             for c in range(c_end):
                 bnd_out[t % L, c] = pn[r1, c]
@@ -96,7 +96,7 @@ def _run_rows(k, x, w, wm, cst, fix, cuts_of, row_hi, wv_zero, ev, ev_ptr, T):
     for f in range(nkf * nnf):
         nf, kf = f // nkf, f % nkf
         e, e_hi = ev_ptr[f], ev_ptr[f + 1]
-        n_load, e = _load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain, ev, e, e_hi)
+        n_load, e = load_weights(k, w, kf * R, nf * C, R, C, wm, wreg, wv, chain, ev, e, e_hi)
         a[:] = 0
         p[:] = 0
         st[:, 0] = e
