@@ -220,17 +220,20 @@ def run_blas(x, w, masks, bypass, precision):
     yT = _gemm_into(scratch("yT", (N, M), np.int32), waT, rows, _main_cuts(aug, nkf, R, chunk))
     lay = chains(nonlin, ~ident[3], masks, aug, N)
     ev = lay.ev
-    if aug.xT is None or len(aug.xT) == 0:  # the chain kernel reads rows in SIMD lanes: the ones it needs, transposed
+    if aug.n_rows == 0:  # every row dropped: events read a row of zeros, with weight 0
+        xaT = np.zeros((1, M), np.float32)
+    elif aug.xT is None:  # the chain kernel reads rows in SIMD lanes: the ones it needs, transposed
         need, ev = np.unique(ev[:, 0]), ev.copy()
         ev[:, 0] = np.searchsorted(need, ev[:, 0])
-        xaT = gather_rows(x, need if aug.xT is None else [])  # (every row dropped: weights 0, a row of zeros)
+        xaT = gather_rows(x, need)
     else:
         xaT = aug.xT
+    one_gemm = R * maxp <= _F32_EXACT  # a prefix sum adds at most R products: one float32 GEMM is exact
     for kf in range(nkf):
         g0, g1 = lay.fold_ptr[kf], lay.fold_ptr[kf + 1]
         if g0 == g1:
             continue
-        P = _prefix_sums(lay.psum_of_fold(kf), aug, rows, waT, kf, R * maxp <= _F32_EXACT, chunk, M)
+        P = _prefix_sums(lay.psum_of_fold(kf), aug, rows, waT, kf, one_gemm, chunk, M)
         e0, e1 = lay.chain_ptr[g0], lay.chain_ptr[g1]
         _fold_chains(yT, xaT, P, ev[e0:e1], lay.emask[e0:e1], lay.chain_ptr[g0 : g1 + 1] - e0,
                      lay.chain_n[g0:g1], half, mask)

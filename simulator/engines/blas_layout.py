@@ -112,11 +112,8 @@ def augment(x, w_eff, act_masks, act_ident, R, C, transpose=True):
 
 
 def gather_rows(x, cols, name="rowsT"):
-    """``x[:, cols].T`` as float32 (a scratch buffer; one row of zeros if ``cols`` is empty)."""
-    out = scratch(name, (max(1, len(cols)), x.shape[0]), np.float32)
-    if len(cols) == 0:
-        out[:] = 0
-        return out
+    """``x[:, cols].T`` as float32 (a scratch buffer; ``cols`` not empty)."""
+    out = scratch(name, (len(cols), x.shape[0]), np.float32)
     _rows(x, np.asarray(cols, np.int64), np.full(len(cols), -1, np.int64), np.zeros((1, 256), np.int64), out)
     return out
 

@@ -249,7 +249,7 @@ def replay_flips_modular(ops: Prepared, kernels, ev, xor, res):
     """``res`` (result patterns without flips, int32 or int64) with the flips ``ev`` applied, in
     place, for a precision whose sums are modular integers (see the module docstring)."""
     p = plan(ev, xor, ops)
-    M, K, byp = ops.M, ops.K, ops.byp
+    M, byp = ops.M, ops.byp
     cum_and, cum_or = act_masks(ops)
     am, wm, pm, sm = ops.masks.astype(np.int64)
     if len(p.pieces):

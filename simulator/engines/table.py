@@ -211,7 +211,7 @@ def _stuck_psums(masks, byp, N):
 
 def run_table(ops: Prepared, precision):
     """Result patterns (int64 ``(M, N)``) of a prepared GEMM on a table precision."""
-    R, C, M, K, N, nkf = ops.R, ops.C, ops.M, ops.K, ops.N, ops.nkf
+    R, M, K, N, nkf = ops.R, ops.M, ops.K, ops.N, ops.nkf
     masks, byp = ops.masks, ops.byp
     T = precision.kernels().table
     p_bits = precision.widths()[2]
