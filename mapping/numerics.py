@@ -9,13 +9,19 @@ with each of ``ATEN_CPU_CAPABILITY=default``, ``MKL_CBWR=COMPATIBLE`` and
 ``ONEDNN_MAX_CPU_ISA=SSE41`` set alone, and a pretrained model from another machine
 needed other retraining amounts, which moved every eFAT number of the demo.
 
-So before torch runs its first operation this module asks all three libraries for
-their baseline code paths (unless the user set those variables already, or set
-``EFAT_NATIVE_CPU=1`` to keep torch's own choice): the same seed then trains the same
-weights on every x86-64 CPU with the same torch build. The models of this project are
-small; the cost measured here is within noise (1.5 s against 1.4-1.8 s for those three
-epochs). :func:`check_cpu_numerics` warns when torch had already chosen a faster path
-before this module was imported (it cannot change it then).
+So before torch runs its first operation this module asks ATen and MKL for their
+baseline code paths and turns torch's oneDNN (mkldnn) backend off (unless the user set
+those variables already, or set ``EFAT_NATIVE_CPU=1`` to keep torch's own choice).
+oneDNN is off rather than pinned: with ``ONEDNN_MAX_CPU_ISA=SSE41`` an AMD EPYC (AVX2)
+and an Intel Xeon (AVX-512) still trained other LeNet-5 weights from the same seed,
+and oneDNN's JIT kernels size their blocks, and so the order of their sums, from the
+CPU's cache sizes, which no variable pins. Without it convolutions run as ATen's
+im2col and MKL GEMMs, and under ``MKL_CBWR=COMPATIBLE`` MKL gives the same bits
+whatever instructions it may use (measured here: ``MKL_ENABLE_INSTRUCTIONS=SSE4_2``,
+``AVX2`` or unset train identical weights; ``ONEDNN_MAX_CPU_ISA`` no longer matters).
+Training is no slower for this project's models (LeNet-5 on digits, pretraining plus
+four 1-epoch FAT runs: 7.5 s against 8.0 s with oneDNN). :func:`check_cpu_numerics`
+warns when torch runs other paths than these.
 """
 
 from __future__ import annotations
@@ -25,12 +31,18 @@ import os
 import warnings
 
 BASELINE = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+"""Environment set before torch loads; ``ONEDNN_MAX_CPU_ISA`` only matters if a user turns
+oneDNN back on."""
 
-if os.environ.get("EFAT_NATIVE_CPU", "") in ("", "0"):
+_PINNED = os.environ.get("EFAT_NATIVE_CPU", "") in ("", "0")
+if _PINNED:
     for _key, _value in BASELINE.items():
         os.environ.setdefault(_key, _value)
 
 import torch  # noqa: E402  (after the environment above)
+
+if _PINNED:
+    torch.backends.mkldnn.enabled = False
 
 __all__ = ["one_thread", "check_cpu_numerics", "BASELINE"]
 
@@ -44,19 +56,24 @@ def check_cpu_numerics() -> bool:
     this project's numbers were measured with.
     """
     global _warned
-    pinned = torch.backends.cpu.get_cpu_capability() == "DEFAULT"
-    if not pinned and not _warned and os.environ.get("EFAT_NATIVE_CPU", "") in ("", "0"):
+    vectorised = torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+    onednn = torch.backends.mkldnn.enabled
+    if (vectorised or onednn) and not _warned and _PINNED:
         _warned = True
+        what = []
+        if vectorised:
+            what.append(f"its vectorised CPU kernels ({torch.backends.cpu.get_cpu_capability()}): import mapping "
+                        "(or training, efat) before torch runs its first operation, or set "
+                        "ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE")
+        if onednn:
+            what.append("oneDNN (torch.backends.mkldnn.enabled is True; set it to False)")
         warnings.warn(
-            "torch already runs its vectorised CPU kernels "
-            f"({torch.backends.cpu.get_cpu_capability()}): import mapping (or training, efat) before torch "
-            "runs its first operation, or set ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE "
-            "ONEDNN_MAX_CPU_ISA=SSE41, to train the same weights as on other machines "
+            f"torch runs {'; and '.join(what)}; weights trained so differ from other machines' "
             "(EFAT_NATIVE_CPU=1 silences this).",
             RuntimeWarning,
             stacklevel=2,
         )
-    return pinned
+    return not (vectorised or onednn)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from .models import MODELS, build_model
 __all__ = ["train", "TrainState", "evaluate", "pretrained", "model_digest", "cache_dir_default", "DEFAULT_EPOCHS",
            "DEFAULT_LRS", "CACHE_VERSION"]
 
-CACHE_VERSION = 3  # bump when training or the models change so old cache files are ignored
+CACHE_VERSION = 4  # bump when training or the models change so old cache files are ignored
 # (2: one thread; 3: baseline CPU code paths, mapping/numerics.py)
 DEFAULT_EPOCHS = {"mlp": 30, "lenet5": 60, "vgg": 20, "vit": 40}
 DEFAULT_LR = 3e-3
