@@ -126,10 +126,12 @@ def _accumulate_chains(xp, k0, k1, P, R, ps_ptr, ps, col, start, acc):
     A chain is the part of ``acc`` added since its fold began (``start[m, j]`` holds ``acc``
     then). Rows are added as in :func:`_accumulate`, up to eight per pass over the output row
     (runs cut at fold ends); the few chains with a stuck psum register in a run are then
-    redone one value at a time from their first such row on: the sum up to that row is the
-    run's sum less the products of the rows after it, and from there the masks apply in row
-    order (an identity mask where a row has none: it changes a chain by a multiple of
-    ``2**32``)."""
+    redone from their first such row on: the sum up to that row is the run's sum less the
+    products of the rows after it; from there the masks apply in row order up to the last
+    one (rows without a mask only add) and the rest of the products are added back.
+    (Tried: cutting the runs of the columns with a stuck psum at every row that holds one
+    and masking the sums as they stand: at 1% faults on all sites 125 ms against 114 ms
+    for redoing the chains as it was then, since the cuts leave runs of 1-3 rows.)"""
     M = xp.shape[0]
     n_col = col.shape[0]
     cut = np.empty(k1 - k0 + 2, np.int64)  # runs: at most 8 rows, within a fold
@@ -145,6 +147,7 @@ def _accumulate_chains(xp, k0, k1, P, R, ps_ptr, ps, col, start, acc):
     red_j = np.empty(ps.shape[0] * 8 + 1, np.int64)
     red_m = np.empty((ps.shape[0] * 8 + 1, 8, 2), np.int64)
     red_first = np.empty(ps.shape[0] * 8 + 1, np.int64)
+    red_last = np.empty(ps.shape[0] * 8 + 1, np.int64)
     n_red = 0
     for i in range(n_cut):
         for kk in range(cut[i], cut[i + 1]):
@@ -161,6 +164,7 @@ def _accumulate_chains(xp, k0, k1, P, R, ps_ptr, ps, col, start, acc):
                     red_m[at, :, 0] = -1
                     red_m[at, :, 1] = 0
                     red_first[at] = kk - cut[i]
+                red_last[at] = kk - cut[i]
                 red_m[at, kk - cut[i], 0] = ps[q, 1]
                 red_m[at, kk - cut[i], 1] = ps[q, 2]
         red_ptr[i + 1] = n_red
@@ -178,16 +182,20 @@ def _accumulate_chains(xp, k0, k1, P, R, ps_ptr, ps, col, start, acc):
                 for e in range(red_ptr[i], red_ptr[i + 1]):
                     j = red_j[e]
                     n = col[j]
-                    t0 = red_first[e]
-                    v = np.int64(row[n])
+                    t0, t1 = red_first[e], red_last[e]
+                    tail = np.int64(0)  # the products after row t0
                     for t in range(t0 + 1, z - a):
                         vals[t] = P[a + t - k0, np.int64(xp[m, a + t]) + 128, n]
-                        v -= vals[t]
-                    for t in range(t0, z - a):  # v: the chain through row t0, unmasked
+                        tail += vals[t]
+                    v = np.int64(row[n]) - tail  # the chain through row t0, unmasked
+                    for t in range(t0, t1 + 1):  # masks in row order; rows without one only add
                         if t > t0:
                             v += vals[t]
-                        s = (v - st[j]) & 0xFFFFFFFF  # the chain, modulo 2**32
-                        v = st[j] + ((s & red_m[e, t, 0]) | red_m[e, t, 1])
+                            tail -= vals[t]
+                        if red_m[e, t, 0] != -1 or red_m[e, t, 1] != 0:
+                            s = (v - st[j]) & 0xFFFFFFFF  # the chain, modulo 2**32
+                            v = st[j] + ((s & red_m[e, t, 0]) | red_m[e, t, 1])
+                    v += tail
                     row[n] = (v << 32) >> 32
 
 
