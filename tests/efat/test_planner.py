@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from efat import EXACT_MAX_CHIPS, Constraint, Plan, PlanError, ResilienceMap, bitsets, plan, stats
+from efat import EXACT_MAX_CHIPS, Constraint, Plan, PlanError, ResilienceMap, bitsets, grouping, plan, stats
 from efat.costs import CostModel
 from efat.grouping import Cost
 from faults import Population
@@ -158,6 +158,40 @@ def test_reward_leaves_no_positive_reward():
                 assert not a.expected_epochs + b.expected_epochs - fused > 1e-9
 
     run_counted(prop, 60)
+
+
+def test_reward_is_never_worse_than_pairs_from_single_chips():
+    """Bins come in only where they are cheaper: the plan costs at most what merging pairs
+    from one group per chip costs."""
+    def prop(counts, pop, rmap, drop, strategy):
+        p = planned(counts, pop, rmap, drop)
+        cost = Cost(rmap.fault_rates, rmap.required_epochs_grid(drop), rmap.epochs, pop.cfg.n_pes,
+                    CostModel(rmap, drop))
+        todo = np.array([i for i, ch in enumerate(p.chips) if ch.status == "retrain"], np.int64)
+        bits = bitsets.pack(*bitsets.faulty_pe_lists(pop), todo, pop.cfg.n_pes)
+        own = cost(bitsets.popcount(bits), 1)
+        pairs = grouping._merge(bits, own, cost, [[i] for i in range(len(todo))]) if len(todo) else []
+        total = math.fsum(float(cost(bitsets.popcount(np.bitwise_or.reduce(bits[g], axis=0)), len(g))) for g in pairs)
+        assert math.fsum(g.expected_epochs for g in p.groups) <= total + 1e-9
+
+    run_counted(prop, 40)
+
+
+def test_bins_find_the_fusions_pairs_miss():
+    """Two chips fused cost as much as both, three save a third: merging pairs alone never
+    starts, bins of three do (6 chips of 20 disjoint faulty PEs -> 2 groups of 3)."""
+    bits = np.zeros((6, 2), np.uint64)  # 120 PEs
+    for i in range(6):
+        for pe in range(20 * i, 20 * i + 20):
+            bits[i, pe // 64] |= np.uint64(1) << np.uint64(pe % 64)
+
+    def cost(n, members=1):
+        n = np.asarray(n)
+        return np.where(n <= 30, 3.0, np.where(n <= 60, 6.0, np.inf)) + 0 * np.asarray(members)
+
+    own = cost(np.full(6, 20))
+    assert grouping._merge(bits, own, cost, [[i] for i in range(6)]) == [[i] for i in range(6)]
+    assert sorted(grouping.GROUPERS["reward"](bits, own, cost)) == [[0, 1, 2], [3, 4, 5]]
 
 
 def test_exact_is_valid_and_never_worse_than_reward():
