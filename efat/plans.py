@@ -27,6 +27,7 @@ from .errors import PlanError
 from .grouping import STRATEGIES
 from .plan_checks import check_plan
 from .plan_records import STATUSES, ChipPlan, Costs, GroupPlan, PolicyCost
+from .resilience import amount_at
 
 __all__ = ["Plan", "ChipPlan", "GroupPlan", "PolicyCost", "Costs", "STATUSES"]
 
@@ -114,6 +115,26 @@ class Plan:
     def status_counts(self) -> dict:
         """``{status: number of chips}`` for every status."""
         return {s: sum(c.status == s for c in self.chips) for s in STATUSES}
+
+    def grouping_floor(self) -> float:
+        """Fewest epochs on paper that *any* grouping of this plan's chips to retrain can cost,
+        if no two chips of a group share a faulty PE (random maps share few).
+
+        A group of ``u`` fused faulty PEs costs ``E*`` of its step, at least ``rho * u``
+        where ``rho`` is the fewest epochs per faulty PE of any step of ``E*`` (with a chip
+        to retrain in it, a group's step costs more than nothing); and the groups' fused
+        counts add up to the chips' counts. So the floor is ``rho`` times the chips' faulty
+        PEs. Where ``E*`` grows in proportion to the rate, it is close to what eFAT can
+        reach, and fusing chips saves only the slack of each chip's step.
+        """
+        counts = [round(c.rate * self.n_pes) for c in self.chips if c.status == "retrain"]
+        if not counts:
+            return 0.0
+        n = np.arange(1, self.n_pes + 1)
+        amount = amount_at(np.asarray(self.fault_rates), np.asarray(self.required_epochs_grid), n / self.n_pes)
+        useful = np.isfinite(amount) & (amount > 0)
+        rho = float(np.min(amount[useful] / n[useful]))
+        return rho * math.fsum(counts)
 
     def check_population(self, population) -> None:
         """Raise :class:`PlanError` unless ``population`` is the one this plan was made for:

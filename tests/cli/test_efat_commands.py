@@ -9,6 +9,7 @@ import pytest
 
 from cli.main import main
 from cli.pipeline import DemoConfig, demo_succeeded, run_demo, summary_text
+from efat import Plan
 
 from ..conftest import CASE_CONSTRAINT
 
@@ -82,6 +83,11 @@ def test_demo_pipeline_small(setup, tmp_path):
     ratio = summary["efat_of_reduce"]
     assert ratio["min"] <= ratio["mean"] <= ratio["max"]
     assert ratio["min"] == min(r["efat_executed"] / r["reduce_executed"] for r in summary["populations"])
+    for row, k in zip(summary["populations"], range(2)):  # the floor on paper, from the plan
+        p = Plan.load(tmp_path / f"population-{k}" / "plan.json")
+        assert row["floor"] == p.grouping_floor() <= row["reduce_paper"] == p.costs.reduce.epochs
+    floor = summary["paper"]["floor_of_reduce"]["mean"]
+    assert f"no grouping can cost less than {100 * floor:.1f}%" in summary_text(summary)
 
 
 @pytest.mark.parametrize("argv, match", [

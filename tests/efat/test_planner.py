@@ -177,6 +177,27 @@ def test_reward_is_never_worse_than_pairs_from_single_chips():
     run_counted(prop, 40)
 
 
+def test_grouping_floor_bounds_every_grouping():
+    """The floor is rho x the chips' faulty PEs, rho from the grid directly (each step's
+    amount over its largest count); Reduce never costs less, nor does any plan once the
+    faulty PEs its groups' members share are credited."""
+    def prop(counts, pop, rmap, drop, strategy):
+        p = planned(counts, pop, rmap, drop, strategy=strategy)
+        retrain = [c for c in p.chips if c.status == "retrain"]
+        n = sum(round(c.rate * p.n_pes) for c in retrain)
+        grid = np.asarray(p.required_epochs_grid)
+        caps = np.floor(np.asarray(p.fault_rates) * p.n_pes + 1e-6)
+        ok = np.isfinite(grid) & (grid > 0) & (caps > 0)
+        rho = float(np.min(grid[ok] / caps[ok])) if n else 0.0
+        floor = p.grouping_floor()
+        assert floor == pytest.approx(rho * n, rel=1e-12, abs=1e-12)
+        shared = n - sum(len(g.fused_pes) for g in p.groups)
+        assert p.costs.reduce.epochs >= floor - 1e-9
+        assert p.costs.efat.epochs >= floor - rho * shared - 1e-9
+
+    run_counted(prop, 40)
+
+
 def test_bins_find_the_fusions_pairs_miss():
     """Two chips fused cost as much as both, three save a third: merging pairs alone never
     starts, bins of three do (6 chips of 20 disjoint faulty PEs -> 2 groups of 3)."""
