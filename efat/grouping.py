@@ -121,11 +121,12 @@ def _bins(bits, costs, cost_of) -> list[list[int]]:
     groups = []
     for start in range(0, m, BIN_BLOCK):
         block = order[start:start + BIN_BLOCK]
+        block_bits = bits[block]
         alive = np.ones(len(block), np.bool_)
         while True:
             best, best_saving = None, _TOL
             for cap in caps:
-                members = block[_fill(bits[block], alive, int(cap))]
+                members = block[_fill(block_bits, alive, int(cap))]
                 if len(members) < 2:
                     continue
                 fused = cost_of(popcount(np.bitwise_or.reduce(bits[members], axis=0)), len(members))
