@@ -68,8 +68,8 @@ def _build(T, TT, wp, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P):
             for g in range(seg_ptr[r], seg_ptr[r + 1]):
                 a = (((v - 128) & seg[g, 2]) | seg[g, 3]) << 56 >> 56  # the act, an int8 pattern
                 tv = TT[a + 128]
-                for n0 in range(0, N, C):
-                    for n in range(n0 + seg[g, 0], min(N, n0 + seg[g, 1])):
+                for n0 in range(0, N, C):  # unsigned bounds: no negative-index wrap-around, so SIMD
+                    for n in range(np.uint64(n0 + seg[g, 0]), np.uint64(min(N, n0 + seg[g, 1]))):
                         row[n] = tv[idx[n]]
         for g in range(seg_ptr[r], seg_ptr[r + 1]):
             for n0 in range(0, N, C):
