@@ -33,16 +33,6 @@ from faults import Population  # noqa: E402
 from simulator import ArrayConfig  # noqa: E402
 
 
-def steps(rmap, constraint, n_pes):
-    """``(E, cap)``: each positive finite amount of ``E*`` and the most faulty PEs it covers."""
-    out = {}
-    for rate, e in zip(rmap.fault_rates, rmap.required_epochs_grid(constraint)):
-        if np.isfinite(e) and e > 0:
-            out[float(e)] = int(np.floor(rate * n_pes + 1e-9))
-    amounts = np.array(sorted(out))
-    return amounts, np.array([out[e] for e in amounts])
-
-
 def cheapest(counts, amounts, caps, seconds):
     """``(best found, lower bound, solver message)`` of the grouping program (module docstring)."""
     m, a = len(counts), len(amounts)
@@ -85,7 +75,10 @@ def main(argv=None):
     cfg = DemoConfig()
     rmap = ResilienceMap.load(args.rmap)
     array = ArrayConfig(cfg.rows, cfg.cols)
-    amounts, caps = steps(rmap, cfg.constraint, array.n_pes)
+    pops = [Population.generate(array, cfg.chips, rates=cfg.chip_rates, seed=cfg.seed + k, spatial=cfg.spatial)
+            for k in range(cfg.populations)]
+    plans = [efat.plan(pop, rmap, cfg.constraint, strategy=cfg.strategy) for pop in pops]
+    amounts, caps = plans[0].steps()  # the map's: the same for every population
     lines = [f"The demo's {cfg.populations} populations ({cfg.chips} chips, {cfg.chip_rates}) on the map {args.rmap}; "
              f"steps of E*: {', '.join(f'{e:g} epochs up to {c} faulty PEs' for e, c in zip(amounts, caps))}; "
              f"MILP time limit {args.seconds:g} s; {machine()}", "",
@@ -93,9 +86,7 @@ def main(argv=None):
              "| population seed | chips to retrain | Reduce | eFAT plan | floor | MILP best | MILP bound | solver | seconds |",
              "|--:|--:|--:|--:|--:|--:|--:|---|--:|"]
     totals = np.zeros(5)
-    for k in range(cfg.populations):
-        pop = Population.generate(array, cfg.chips, rates=cfg.chip_rates, seed=cfg.seed + k, spatial=cfg.spatial)
-        p = efat.plan(pop, rmap, cfg.constraint, strategy=cfg.strategy)
+    for k, p in enumerate(plans):
         counts = np.array([round(c.rate * array.n_pes) for c in p.chips if c.status == "retrain"])
         t = time.perf_counter()
         best, bound, message = cheapest(counts, amounts, caps, args.seconds)

@@ -174,6 +174,8 @@ def _merge(bits, costs, cost_of, groups) -> list[list[int]]:
     """Pairwise merging by largest reward, starting from the partition ``groups``."""
     groups = [list(g) for g in groups]
     m = len(groups)
+    if m < 2:
+        return [sorted(g) for g in groups]
     bits = np.array([np.bitwise_or.reduce(bits[g], axis=0) for g in groups]).reshape(m, bits.shape[1])
     size = np.array([len(g) for g in groups], np.int64)  # members per group
     costs = np.asarray(costs, float)
@@ -183,8 +185,6 @@ def _merge(bits, costs, cost_of, groups) -> list[list[int]]:
     for i in range(m - 1):
         reward[i, i + 1:] = _rewards(cost[i], cost[i + 1:], cost_of(popcount(bits[i] | bits[i + 1:]),
                                                                     size[i] + size[i + 1:]))
-    if m < 2:
-        return [sorted(g) for g in groups]
     best, at = reward.max(axis=1), reward.argmax(axis=1)  # each row's largest reward, its first column
     active = np.ones(m, bool)
     while True:

@@ -130,11 +130,18 @@ class Plan:
         counts = [round(c.rate * self.n_pes) for c in self.chips if c.status == "retrain"]
         if not counts:
             return 0.0
+        amounts, caps = self.steps()
+        return float(np.min(amounts / caps)) * math.fsum(counts)
+
+    def steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(amounts, caps)``: each positive, finite amount of ``E*`` on this plan's grid, in
+        rising order, and the most faulty PEs a fused map may have to be planned at it."""
         n = np.arange(1, self.n_pes + 1)
         amount = amount_at(np.asarray(self.fault_rates), np.asarray(self.required_epochs_grid), n / self.n_pes)
         useful = np.isfinite(amount) & (amount > 0)
-        rho = float(np.min(amount[useful] / n[useful]))
-        return rho * math.fsum(counts)
+        amounts = np.unique(amount[useful])
+        caps = np.array([n[amount == a].max() for a in amounts], np.int64)
+        return amounts, caps
 
     def check_population(self, population) -> None:
         """Raise :class:`PlanError` unless ``population`` is the one this plan was made for:
