@@ -67,6 +67,27 @@ def test_stuck_psums_on_the_gather_add_path(data):
     np.testing.assert_array_equal(SystolicArray(cfg, fm).matmul(x, w, "fast").out, want)
 
 
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_stuck_psums_over_many_blocks_of_input_vectors(data):
+    """The table path redoes chains for blocks of 64 input vectors at once, with scratch kept per
+    block and across calls: more than one block (M up to 200), several folds and runs."""
+    prec = data.draw(lut_precisions())
+    cfg = ArrayConfig(data.draw(st.integers(3, 20)), data.draw(st.integers(1, 4)), prec)
+    fm = data.draw(fault_maps(cfg, max_faults=8, sites=("psum",)))
+    other = data.draw(fault_maps(cfg, max_faults=4))
+    masks = fm.masks.copy()
+    masks[:, 0] &= other.masks[:, 0]
+    masks[:, 1] |= other.masks[:, 1]
+    fm = FaultMap(cfg, masks)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    m, k, n = data.draw(st.integers(65, 200)), data.draw(st.integers(9, 40)), data.draw(st.integers(1, 9))
+    x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    w = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    want = naive_matmul(x, w, fm.masks, False, prec)
+    np.testing.assert_array_equal(SystolicArray(cfg, fm).matmul(x, w, "fast").out, want)
+
+
 @settings(max_examples=60)
 @given(data=st.data())
 def test_the_exact_table_gives_int8_s_bits(data):
