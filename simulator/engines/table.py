@@ -123,41 +123,36 @@ def _accumulate(xp, k0, k1, P, acc):
             _add_rows(acc[m], P, xp, m, k0, k0, k1, 0, acc.shape[1])
 
 
-@njit(cache=True, parallel=True)
-def _accumulate_chains(xp, xu, k0, k1, P, R, ps_ptr, ps, col, start, cv, pend, scr, acc):
-    """As :func:`_accumulate`, with row ``r``'s stuck psum registers ``ps[ps_ptr[r]:ps_ptr[r + 1]]
-    = (j, and, or)`` applied after its row is added to the chain of output column ``col[j]``.
-    A chain is the part of ``acc`` added since its fold began (``start[b, j]`` holds ``acc``
-    then, for block ``b``'s vectors). Rows are added as in :func:`_accumulate`, up to eight per
-    pass over the output row (runs cut at fold ends); the few chains with a stuck psum
-    register in a run are then redone, for a block of 64 input vectors at once (SIMD lanes
-    over vectors), from the run's sum and the products of fewest rows: either from ``acc``
-    before the run plus the products up to the last mask (*head*), or from the run's sum less
-    the products after the first mask (*tail*). The masks apply in row order; rows without
-    one only add. The chains' values are copied out of and back into each output row while
-    it is in cache (``cv``, per block); the last run's results are written back at the start
-    of the next call (``pend`` lists their chains; the caller writes the last ones).
-    ``scr`` is per-block scratch. Measured at 1% faults on all sites (M=4096 K=1152 N=256):
-    redoing the chains one value at a time per vector cost 34 ms over fault-free, this about 21.
-    (Also tried: cutting the runs of the columns with a stuck psum at every row that holds
-    one and masking the sums as they stand: 125 ms against 114 ms for the per-vector redo
-    of that time, since the cuts leave runs of 1-3 rows.)"""
-    M = xp.shape[0]
-    n_col = col.shape[0]
-    cut = np.empty(k1 - k0 + 2, np.int64)  # runs: at most 8 rows, within a fold
+@njit(cache=True)
+def _chain_runs(kp, R, ps_ptr, ps):
+    """The runs of the gather-add and the chains each must redo (see :func:`_accumulate_chains`).
+
+    Runs are at most 8 rows, cut at multiples of 8 (the table chunks) and at fold ends:
+    ``cut[i]:cut[i + 1]``. Run ``i`` redoes the chains ``e`` in ``red_ptr[i]:red_ptr[i + 1]``:
+    output column ``col[red_j[e]]``, masks per row of the run ``red_m[e, t] = (and, or)``
+    (``(-1, 0)``: none), the first and last row with one. Each takes the products of rows
+    ``lo[e]..hi[e]`` one by one: the fewer of "from the run's start to its last mask" (*head*,
+    from ``acc`` before the run; ``slot[e]`` keeps it) and "after its first mask to the run's
+    end" (*tail*, from ``acc`` after the run).
+    """
+    n_max = kp // 8 + kp // R + 2
+    cut = np.empty(n_max + 1, np.int64)
     n_cut = 0
-    kk = k0
-    while kk < k1:
+    kk = 0
+    while kk < kp:
         cut[n_cut] = kk
         n_cut += 1
-        kk = min(k1, kk + 8, (kk // R + 1) * R)
-    cut[n_cut] = k1
-    # per run, the chains it must redo: red_j[red_ptr[i]:red_ptr[i + 1]], masks per row of the run
+        kk = min(kp, (kk // 8 + 1) * 8, (kk // R + 1) * R)
+    cut[n_cut] = kp
     red_ptr = np.zeros(n_cut + 1, np.int64)
-    red_j = np.empty(ps.shape[0] * 8 + 1, np.int64)
-    red_m = np.empty((ps.shape[0] * 8 + 1, 8, 2), np.int64)
-    red_first = np.empty(ps.shape[0] * 8 + 1, np.int64)
-    red_last = np.empty(ps.shape[0] * 8 + 1, np.int64)
+    n_all = 0  # entries: at most one per stuck register and fold
+    for i in range(n_cut):
+        for kk in range(cut[i], cut[i + 1]):
+            n_all += ps_ptr[kk % R + 1] - ps_ptr[kk % R]
+    red_j = np.empty(n_all + 1, np.int64)
+    red_m = np.empty((n_all + 1, 8, 2), np.int64)
+    red_first = np.empty(n_all + 1, np.int64)
+    red_last = np.empty(n_all + 1, np.int64)
     n_red = 0
     for i in range(n_cut):
         for kk in range(cut[i], cut[i + 1]):
@@ -178,14 +173,10 @@ def _accumulate_chains(xp, xu, k0, k1, P, R, ps_ptr, ps, col, start, cv, pend, s
                 red_m[at, kk - cut[i], 0] = ps[q, 1]
                 red_m[at, kk - cut[i], 1] = ps[q, 2]
         red_ptr[i + 1] = n_red
-    # per chain, the rows whose products it takes one by one, [lo, hi]: the fewer of
-    # "from the run's start to its last mask" (head, from acc before the run) and "after its
-    # first mask to the run's end" (tail, from acc after the run)
-    head = np.zeros(max(n_red, 1), np.bool_)
-    lo = np.empty(max(n_red, 1), np.int64)
-    hi = np.empty(max(n_red, 1), np.int64)
-    slot = np.zeros(max(n_red, 1), np.int64)  # a head chain's slot for acc before the run
-    n_slot = 1
+    head = np.zeros(n_red + 1, np.int64)
+    lo = np.zeros(n_red + 1, np.int64)
+    hi = np.zeros(n_red + 1, np.int64)
+    slot = np.zeros(n_red + 1, np.int64)
     for i in range(n_cut):
         n_head = 0
         for e in range(red_ptr[i], red_ptr[i + 1]):
@@ -195,33 +186,50 @@ def _accumulate_chains(xp, xu, k0, k1, P, R, ps_ptr, ps, col, start, cv, pend, s
             if head[e]:
                 slot[e] = n_head
                 n_head += 1
-        n_slot = max(n_slot, n_head)
-    # and those products as int32 tables (one gather each, over input vectors):
-    # Q[e, t, v + 128] = P[a + t - k0, v + 128, col[red_j[e]]]
-    Q = np.empty((max(n_red, 1), 8, 256), np.int32)
-    for i in range(n_cut):
+    return (cut[:n_cut + 1], red_ptr, red_j, red_first, red_last, head, lo, hi, slot), red_m
+
+
+@njit(cache=True, parallel=True)
+def _accumulate_chains(xp, xu, i0, i1, k0, P, R, runs, red_m, col, start, cv, Q, scr, acc):
+    """As :func:`_accumulate` for the runs ``i0..i1 - 1`` of :func:`_chain_runs` (the rows of the
+    table chunk from ``k0``), with each run's stuck psum registers applied after their rows are
+    added to the chains of their output columns. A chain is the part of ``acc`` added since its
+    fold began (``start[b, j]`` holds ``acc`` then, for block ``b``'s vectors). Rows are added
+    as in :func:`_accumulate`, up to eight per pass over the output row; the few chains with a
+    stuck psum register in a run are then redone, for a block of 64 input vectors at once (SIMD
+    lanes over vectors), from the run's sum and the products of the fewest rows (head or tail,
+    see :func:`_chain_runs`). The masks apply in row order; rows without one only add. The
+    chains' values are copied out of and back into each output row while it is in cache
+    (``cv``, per block): a run's results are written back as the next run begins (the caller
+    writes the last run's). ``Q`` and ``scr`` are scratch. Measured at 1% faults on all sites
+    (M=4096 K=1152 N=256): redoing the chains one value at a time per vector cost 34 ms over
+    fault-free, this about 21. (Also tried: cutting the runs of the columns with a stuck psum at
+    every row that holds one and masking the sums as they stand: 125 ms against 114 ms for the
+    per-vector redo of that time, since the cuts leave runs of 1-3 rows.)"""
+    cut, red_ptr, red_j, red_first, red_last, head, lo, hi, slot = runs
+    M = xp.shape[0]
+    n_col = col.shape[0]
+    # each chain's products as int32 tables (one gather each, over input vectors):
+    # Q[e - red_ptr[i0], t, u] = P[cut[i] + t - k0, (u ^ 0x80), col[red_j[e]]], u the act's uint8 code
+    for i in range(i0, i1):
         for e in range(red_ptr[i], red_ptr[i + 1]):
             n = col[red_j[e]]
             for t in range(lo[e], hi[e] + 1):
-                for u in range(256):  # indexed by the act's uint8 code u: its value + 128 is u ^ 0x80
-                    Q[e, t, u] = P[cut[i] + t - k0, u ^ 0x80, n]
-    n_pend0 = pend[0]
+                for u in range(256):
+                    Q[e - red_ptr[i0], t, u] = P[cut[i] + t - k0, u ^ 0x80, n]
     for b in prange((M + _BLOCK - 1) // _BLOCK):
         m0 = b * _BLOCK
         mm = np.uint64(min(M, m0 + _BLOCK) - m0)  # unsigned: no negative-index wrap-around, so SIMD
         vals, v, rest, bef = scr[b, :8], scr[b, 8], scr[b, 9], scr[b, 10:]  # the block's scratch
-        for i in range(n_cut):
+        for i in range(i0, i1):
             a, z = cut[i], cut[i + 1]
             e0, e1 = red_ptr[i], red_ptr[i + 1]
+            p0 = red_ptr[i - 1] if i > 0 else e0  # the previous run's chains, as redone
             for mi in range(mm):  # each vector's output row, while it is in cache
                 m = m0 + mi
                 row = acc[m]
-                if i == 0:  # the last run's chains, as redone
-                    for q in range(n_pend0):
-                        row[col[pend[1 + q]]] = cv[b, q, mi]
-                else:
-                    for e in range(red_ptr[i - 1], e0):
-                        row[col[red_j[e]]] = cv[b, e - red_ptr[i - 1], mi]
+                for e in range(p0, e0):
+                    row[col[red_j[e]]] = cv[b, e - p0, mi]
                 if a % R == 0:  # a fold begins: its chains start from here
                     for j in range(n_col):
                         start[b, j, mi] = row[col[j]]
@@ -238,7 +246,7 @@ def _accumulate_chains(xp, xu, k0, k1, P, R, ps_ptr, ps, col, start, cv, pend, s
                 c = cv[b, e - e0]
                 st = start[b, j]
                 for t in range(lo[e], hi[e] + 1):
-                    q = Q[e, t]
+                    q = Q[e - red_ptr[i0], t]
                     for mi in range(mm):
                         vals[t, mi] = q[xc[mi, t]]
                 # v: the chain through row t0, unmasked; rest: the products after row t1
@@ -274,10 +282,6 @@ def _accumulate_chains(xp, xu, k0, k1, P, R, ps_ptr, ps, col, start, cv, pend, s
                             v[mi] = st[mi] + (((v[mi] - st[mi]) & a32) | o32)
                 for mi in range(mm):
                     c[mi] = v[mi] + rest[mi]
-    # the last run's chains are written back by the next call (or by the caller)
-    pend[0] = red_ptr[n_cut] - red_ptr[n_cut - 1]
-    for e in range(red_ptr[n_cut - 1], red_ptr[n_cut]):
-        pend[1 + e - red_ptr[n_cut - 1]] = red_j[e]
 
 
 def table_applies(precision, masks, bypass) -> bool:
@@ -322,17 +326,23 @@ def run_table(ops: Prepared, precision):
     n_blocks = -(-M // _BLOCK)
     start = np.zeros((n_blocks, len(col), _BLOCK), np.int32)  # per block: no cache-set conflicts
     cv = np.zeros((n_blocks, len(col), _BLOCK), np.int32)
-    pend = np.zeros(len(col) + 1, np.int64)
     scr = np.empty((n_blocks, 10 + len(col), _BLOCK), np.int32)  # per block: products, chains, acc before a run
-    for k0 in range(0, kp, _CHUNK):
+    if len(col):
+        runs, red_m = _chain_runs(kp, R, ps_ptr, ps)
+        cut, red_ptr, red_j = runs[:3]
+        at = np.searchsorted(cut, np.arange(0, kp + _CHUNK, _CHUNK).clip(max=kp))  # each chunk's runs
+        Q = np.empty((max(1, int(np.diff(red_ptr[at]).max())), 8, 256), np.int32)
+    for c, k0 in enumerate(range(0, kp, _CHUNK)):
         k1 = min(kp, k0 + _CHUNK)
         _build(T, TT, ops.w, wm, k0, k1, byp, seg_ptr, seg, pm, np.int64(64 - p_bits), pfault, P)
         if len(col):
-            _accumulate_chains(xp, xp.view(np.uint8), k0, k1, P, R, ps_ptr, ps, col, start, cv, pend, scr, acc)
+            _accumulate_chains(xp, xp.view(np.uint8), at[c], at[c + 1], k0, P, R, runs, red_m, col, start, cv, Q,
+                               scr, acc)
         else:
             _accumulate(xp, k0, k1, P, acc)
-    if pend[0]:  # the last run's chains, as redone
-        acc[:, col[pend[1:1 + pend[0]]]] = cv[:, :pend[0]].transpose(0, 2, 1).reshape(-1, pend[0])[:M]
+    if len(col) and red_ptr[-1] > red_ptr[-2]:  # the last run's chains, as redone
+        e0, e1 = red_ptr[-2], red_ptr[-1]
+        acc[:, col[red_j[e0:e1]]] = cv[:, :e1 - e0].transpose(0, 2, 1).reshape(-1, e1 - e0)[:M]
     shift = 32 - precision.acc_bits  # sign-extend from acc_bits, in place
     if shift:
         np.right_shift(np.left_shift(acc, shift, out=acc), shift, out=acc)
