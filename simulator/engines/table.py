@@ -17,29 +17,39 @@ output row, in SIMD lanes over ``n``, eight table rows per pass over the output 
 chunk of eight rows at a time (1 MiB for N = 256); a row without act faults is one gather per
 entry from a 256-entry row of the transposed table.
 
+The work is split by threads, not by table chunks: the (fold, block of 64 input vectors)
+pairs are cut into equal parts, fold by fold; each thread builds the tables of its folds
+itself and adds into its own sums, which are added up at the end (integer sums wrap, so the
+order does not matter). A table then stays in the cache of the core that built it; when one
+thread built half the rows of each chunk and both read all of them, moving those tables
+between the cores cost about a fifth of the time (fault-free, M=4096 K=1152 N=256: 52 ms
+against 42). A fold split between two threads is built by both. The sums and the chains'
+scratch are reused from call to call (:mod:`simulator.engines.scratch`): fresh pages cost
+about 15 ms per call here.
+
 A stuck psum bit acts on the sum, not on a product: where one is stuck (and not bypassed),
-the gather-add keeps each fold's chains apart (the output at the fold's start is kept) and,
-after each run of up to eight rows, redoes the chains that hold a stuck psum register in the
-run, for 64 input vectors at a time, with the masks applied in row order. Integer sums wrap,
-so the order of additions between two stuck registers does not matter; at them it does, and
-is kept.
+the chains that hold one are redone after each chunk (:mod:`simulator.engines.table_chains`).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from ..masks import stuck
 from .ordered import Prepared
+from .scratch import scratch
+from .table_chains import chain_runs, flush_chains, redo_chains
+from .table_rows import BLOCK as _BLOCK
+from .table_rows import add_rows as _add_rows
 
 __all__ = ["run_table", "table_applies"]
 
 _CHUNK = 8  # reduction rows per table chunk
-_BLOCK = 64  # input vectors per accumulation block
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _build(T, TT, w, wm, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P):
     """``P[k - k0, v, n]`` for ``k`` in ``[k0, k1)`` (see the module docstring).
 
@@ -53,9 +63,9 @@ def _build(T, TT, w, wm, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P):
     """
     R, C = byp.shape
     K, N = w.shape
-    for kk in prange(k0, k1):
-        r = kk % R
-        idx = np.empty(N, np.uint64)  # unsigned: no negative-index wrap-around in the gathers
+    idx = np.empty(N, np.uint64)
+    for kk in range(k0, k1):
+        r = kk % R  # unsigned: no negative-index wrap-around in the gathers
         for n in range(N):  # the weight as latched (idle rows: pattern 0), + 128; 256 if bypassed
             c = n % C
             wk = np.int64(w[kk, n]) if kk < K else np.int64(0)
@@ -88,200 +98,53 @@ def _build(T, TT, w, wm, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P):
                         P[kk - k0, v, n] = (p << p_shift) >> p_shift
 
 
-@njit(cache=True, inline="always")
-def _add_rows(row, P, xp, m, k0, a, b, c0, c1):
-    """``row[c0:c1] += P[k - k0, xp[m, k] + 128, c0:c1]`` for the rows ``k`` in ``[a, b)``, eight
-    at a time: one pass over the output row per eight table rows (its loads and stores are
-    what the gather-add waits on; measured: 8 rows per pass 48 ms, 4 rows 60 ms, 1 row 70 ms).
-    ``P`` is indexed in place: a view per table row costs its reference counting."""
-    lo, hi = np.uint64(c0), np.uint64(c1)  # unsigned: no negative-index wrap-around, so SIMD
-    kk = a
-    while kk + 8 <= b:
-        i0, v0 = kk - k0, np.int64(xp[m, kk]) + 128
-        v1, v2, v3 = np.int64(xp[m, kk + 1]) + 128, np.int64(xp[m, kk + 2]) + 128, np.int64(xp[m, kk + 3]) + 128
-        v4, v5, v6 = np.int64(xp[m, kk + 4]) + 128, np.int64(xp[m, kk + 5]) + 128, np.int64(xp[m, kk + 6]) + 128
-        v7 = np.int64(xp[m, kk + 7]) + 128
-        for n in range(lo, hi):
-            row[n] += ((np.int32(P[i0, v0, n]) + np.int32(P[i0 + 1, v1, n]))
-                       + (np.int32(P[i0 + 2, v2, n]) + np.int32(P[i0 + 3, v3, n]))) \
-                + ((np.int32(P[i0 + 4, v4, n]) + np.int32(P[i0 + 5, v5, n]))
-                   + (np.int32(P[i0 + 6, v6, n]) + np.int32(P[i0 + 7, v7, n])))
-        kk += 8
-    while kk < b:
-        i0, v0 = kk - k0, np.int64(xp[m, kk]) + 128
-        for n in range(lo, hi):
-            row[n] += P[i0, v0, n]
-        kk += 1
-
-
 @njit(cache=True, parallel=True)
-def _accumulate(xp, k0, k1, P, acc):
-    """``acc[m, :] += P[k - k0, xp[m, k] + 128, :]`` for ``k`` in ``[k0, k1)`` (int32, wrapping)."""
+def _gemm(T, TT, w, wm, byp, seg_ptr, seg, pm, p_shift, pfault, xp, xu, items, item_ptr, runs, red_m, chunk_run,
+          col, start, cv, Q, scr, accs):
+    """Each thread ``p`` its items ``items[item_ptr[p]:item_ptr[p + 1]] = (fold, b0, b1)``: the
+    fold's rows for the input-vector blocks ``b0..b1 - 1``, table chunk by table chunk (built
+    by the thread, used by the thread), added into its own ``accs[p]``; with stuck psum
+    registers (``col`` not empty) through :func:`redo_chains`, scratch per thread."""
+    R = byp.shape[0]
     M = xp.shape[0]
-    for b in prange((M + _BLOCK - 1) // _BLOCK):
-        for m in range(b * _BLOCK, min(M, b * _BLOCK + _BLOCK)):
-            _add_rows(acc[m], P, xp, m, k0, k0, k1, 0, acc.shape[1])
-
-
-@njit(cache=True)
-def _chain_runs(kp, R, ps_ptr, ps):
-    """The runs of the gather-add and the chains each must redo (see :func:`_accumulate_chains`).
-
-    Runs are at most 8 rows, cut at multiples of 8 (the table chunks) and at fold ends:
-    ``cut[i]:cut[i + 1]``. Run ``i`` redoes the chains ``e`` in ``red_ptr[i]:red_ptr[i + 1]``:
-    output column ``col[red_j[e]]``, masks per row of the run ``red_m[e, t] = (and, or)``
-    (``(-1, 0)``: none), the first and last row with one. Each takes the products of rows
-    ``lo[e]..hi[e]`` one by one: the fewer of "from the run's start to its last mask" (*head*,
-    from ``acc`` before the run; ``slot[e]`` keeps it) and "after its first mask to the run's
-    end" (*tail*, from ``acc`` after the run).
-    """
-    n_max = kp // 8 + kp // R + 2
-    cut = np.empty(n_max + 1, np.int64)
-    n_cut = 0
-    kk = 0
-    while kk < kp:
-        cut[n_cut] = kk
-        n_cut += 1
-        kk = min(kp, (kk // 8 + 1) * 8, (kk // R + 1) * R)
-    cut[n_cut] = kp
-    red_ptr = np.zeros(n_cut + 1, np.int64)
-    n_all = 0  # entries: at most one per stuck register and fold
-    for i in range(n_cut):
-        for kk in range(cut[i], cut[i + 1]):
-            n_all += ps_ptr[kk % R + 1] - ps_ptr[kk % R]
-    red_j = np.empty(n_all + 1, np.int64)
-    red_m = np.empty((n_all + 1, 8, 2), np.int64)
-    red_first = np.empty(n_all + 1, np.int64)
-    red_last = np.empty(n_all + 1, np.int64)
-    n_red = 0
-    for i in range(n_cut):
-        for kk in range(cut[i], cut[i + 1]):
-            r = kk % R
-            for q in range(ps_ptr[r], ps_ptr[r + 1]):
-                at = -1
-                for e in range(red_ptr[i], n_red):
-                    if red_j[e] == ps[q, 0]:
-                        at = e
-                if at < 0:
-                    at = n_red
-                    n_red += 1
-                    red_j[at] = ps[q, 0]
-                    red_m[at, :, 0] = -1
-                    red_m[at, :, 1] = 0
-                    red_first[at] = kk - cut[i]
-                red_last[at] = kk - cut[i]
-                red_m[at, kk - cut[i], 0] = ps[q, 1]
-                red_m[at, kk - cut[i], 1] = ps[q, 2]
-        red_ptr[i + 1] = n_red
-    head = np.zeros(n_red + 1, np.int64)
-    lo = np.zeros(n_red + 1, np.int64)
-    hi = np.zeros(n_red + 1, np.int64)
-    slot = np.zeros(n_red + 1, np.int64)
-    for i in range(n_cut):
-        n_head = 0
-        for e in range(red_ptr[i], red_ptr[i + 1]):
-            run = cut[i + 1] - cut[i]
-            head[e] = red_last[e] + 1 < run - 1 - red_first[e]
-            lo[e], hi[e] = (0, red_last[e]) if head[e] else (red_first[e] + 1, run - 1)
-            if head[e]:
-                slot[e] = n_head
-                n_head += 1
-    return (cut[:n_cut + 1], red_ptr, red_j, red_first, red_last, head, lo, hi, slot), red_m
-
-
-@njit(cache=True, parallel=True)
-def _accumulate_chains(xp, xu, i0, i1, k0, P, R, runs, red_m, col, start, cv, Q, scr, acc):
-    """As :func:`_accumulate` for the runs ``i0..i1 - 1`` of :func:`_chain_runs` (the rows of the
-    table chunk from ``k0``), with each run's stuck psum registers applied after their rows are
-    added to the chains of their output columns. A chain is the part of ``acc`` added since its
-    fold began (``start[b, j]`` holds ``acc`` then, for block ``b``'s vectors). Rows are added
-    as in :func:`_accumulate`, up to eight per pass over the output row; the few chains with a
-    stuck psum register in a run are then redone, for a block of 64 input vectors at once (SIMD
-    lanes over vectors), from the run's sum and the products of the fewest rows (head or tail,
-    see :func:`_chain_runs`). The masks apply in row order; rows without one only add. The
-    chains' values are copied out of and back into each output row while it is in cache
-    (``cv``, per block): a run's results are written back as the next run begins (the caller
-    writes the last run's). ``Q`` and ``scr`` are scratch. Measured at 1% faults on all sites
-    (M=4096 K=1152 N=256): redoing the chains one value at a time per vector cost 34 ms over
-    fault-free, this about 21. (Also tried: cutting the runs of the columns with a stuck psum at
-    every row that holds one and masking the sums as they stand: 125 ms against 114 ms for the
-    per-vector redo of that time, since the cuts leave runs of 1-3 rows.)"""
-    cut, red_ptr, red_j, red_first, red_last, head, lo, hi, slot = runs
-    M = xp.shape[0]
-    n_col = col.shape[0]
-    # each chain's products as int32 tables (one gather each, over input vectors):
-    # Q[e - red_ptr[i0], t, u] = P[cut[i] + t - k0, (u ^ 0x80), col[red_j[e]]], u the act's uint8 code
-    for i in range(i0, i1):
-        for e in range(red_ptr[i], red_ptr[i + 1]):
-            n = col[red_j[e]]
-            for t in range(lo[e], hi[e] + 1):
-                for u in range(256):
-                    Q[e - red_ptr[i0], t, u] = P[cut[i] + t - k0, u ^ 0x80, n]
-    for b in prange((M + _BLOCK - 1) // _BLOCK):
-        m0 = b * _BLOCK
-        mm = np.uint64(min(M, m0 + _BLOCK) - m0)  # unsigned: no negative-index wrap-around, so SIMD
-        vals, v, rest, bef = scr[b, :8], scr[b, 8], scr[b, 9], scr[b, 10:]  # the block's scratch
-        for i in range(i0, i1):
-            a, z = cut[i], cut[i + 1]
-            e0, e1 = red_ptr[i], red_ptr[i + 1]
-            p0 = red_ptr[i - 1] if i > 0 else e0  # the previous run's chains, as redone
-            for mi in range(mm):  # each vector's output row, while it is in cache
-                m = m0 + mi
-                row = acc[m]
-                for e in range(p0, e0):
-                    row[col[red_j[e]]] = cv[b, e - p0, mi]
-                if a % R == 0:  # a fold begins: its chains start from here
-                    for j in range(n_col):
-                        start[b, j, mi] = row[col[j]]
-                for e in range(e0, e1):
-                    if head[e]:
-                        bef[slot[e], mi] = row[col[red_j[e]]]
-                _add_rows(row, P, xp, m, k0, a, z, 0, acc.shape[1])
-                for e in range(e0, e1):
-                    cv[b, e - e0, mi] = row[col[red_j[e]]]
-            for e in range(e0, e1):  # each chain, for the block's vectors at once
-                j = red_j[e]
-                xc = xu[m0:, a:]
-                t0, t1 = red_first[e], red_last[e]
-                c = cv[b, e - e0]
-                st = start[b, j]
-                for t in range(lo[e], hi[e] + 1):
-                    q = Q[e - red_ptr[i0], t]
-                    for mi in range(mm):
-                        vals[t, mi] = q[xc[mi, t]]
-                # v: the chain through row t0, unmasked; rest: the products after row t1
-                if head[e]:
-                    h = bef[slot[e]]
-                    for mi in range(mm):
-                        v[mi] = h[mi]
-                        rest[mi] = c[mi] - h[mi]
-                    for t in range(t1 + 1):
-                        for mi in range(mm):
-                            rest[mi] -= vals[t, mi]
-                    for t in range(t0 + 1):
-                        for mi in range(mm):
-                            v[mi] += vals[t, mi]
+    N = accs.shape[2]
+    cpf = (R + _CHUNK - 1) // _CHUNK  # chunks per fold
+    for p in prange(item_ptr.shape[0] - 1):
+        acc = accs[p]
+        acc[:, :] = 0
+        P = np.empty((_CHUNK, 256, N), TT.dtype)
+        for it in range(item_ptr[p], item_ptr[p + 1]):
+            f, b0, b1 = items[it, 0], items[it, 1], items[it, 2]
+            for j in range(cpf):
+                k0 = f * R + j * _CHUNK
+                k1 = min(f * R + R, k0 + _CHUNK)
+                _build(T, TT, w, wm, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P)
+                if col.shape[0]:
+                    c = f * cpf + j
+                    redo_chains(acc, xp, xu, chunk_run[c], chunk_run[c + 1], k0, P, R, runs, red_m, col, start[p],
+                                cv[p], Q[p], scr[p], b0, b1)
                 else:
-                    for mi in range(mm):
-                        v[mi] = c[mi]
-                        rest[mi] = 0
-                    for t in range(t0 + 1, z - a):
-                        for mi in range(mm):
-                            v[mi] -= vals[t, mi]
-                    for t in range(t1 + 1, z - a):
-                        for mi in range(mm):
-                            rest[mi] += vals[t, mi]
-                for t in range(t0, t1 + 1):  # masks in row order; rows without one only add
-                    if t > t0:
-                        for mi in range(mm):
-                            v[mi] += vals[t, mi]
-                    ma, mo = red_m[e, t, 0], red_m[e, t, 1]
-                    if ma != -1 or mo != 0:
-                        a32, o32 = np.int32((ma << 32) >> 32), np.int32((mo << 32) >> 32)
-                        for mi in range(mm):  # the chain modulo 2**32, through the register
-                            v[mi] = st[mi] + (((v[mi] - st[mi]) & a32) | o32)
-                for mi in range(mm):
-                    c[mi] = v[mi] + rest[mi]
+                    for m in range(b0 * _BLOCK, min(M, b1 * _BLOCK)):
+                        _add_rows(acc[m], P, xp, m, k0, k0, k1, 0, N)
+            if col.shape[0]:
+                flush_chains(acc, chunk_run[(f + 1) * cpf] - 1, runs, col, cv[p], b0, b1)
+
+
+def _work(n_folds, n_blocks, n_threads):
+    """``(items, item_ptr)``: the (fold, block) pairs split into ``n_threads`` equal runs, fold
+    by fold, as ``(fold, b0, b1)`` items per thread (a fold is split between two threads at
+    most; both build its tables)."""
+    units = n_folds * n_blocks
+    items = []
+    for p in range(n_threads):
+        u, u1 = p * units // n_threads, (p + 1) * units // n_threads
+        while u < u1:
+            f, b = divmod(u, n_blocks)
+            b1 = min(n_blocks, b + u1 - u)
+            items.append((p, f, b, b1))
+            u += b1 - b
+    items = np.array(items, np.int64).reshape(-1, 4)
+    return items[:, 1:].copy(), np.searchsorted(items[:, 0], np.arange(n_threads + 1)).astype(np.int64)
 
 
 def table_applies(precision, masks, bypass) -> bool:
@@ -302,9 +165,9 @@ def _stuck_psums(masks, byp, N):
     return np.searchsorted(rr, np.arange(R + 1)).astype(np.int64), ps.reshape(-1, 3), col.astype(np.int64)
 
 
-def run_table(ops: Prepared, precision):
+def run_table(ops: Prepared, precision, n_threads: int | None = None):
     """Result patterns (int32 ``(M, N)``, sign-extended from ``acc_bits``) of a prepared GEMM
-    on a table precision."""
+    on a table precision, its work split in ``n_threads`` parts (default: Numba's threads)."""
     R, M, K, N, nkf = ops.R, ops.M, ops.K, ops.N, ops.nkf
     masks, byp = ops.masks, ops.byp
     T = precision.kernels().table
@@ -320,29 +183,26 @@ def run_table(ops: Prepared, precision):
     dtype = np.int16 if p_bits <= 16 else np.int32
     TT = np.zeros((256, 257), dtype)
     TT[:, :256] = T.reshape(256, 256).T
-    P = np.empty((_CHUNK, 256, N), dtype)
-    acc = np.zeros((M, N), np.int32)  # wraps modulo 2**32; sign-extended to acc_bits at the end
-    ps_ptr, ps, col = _stuck_psums(masks, byp, N)
     n_blocks = -(-M // _BLOCK)
-    start = np.zeros((n_blocks, len(col), _BLOCK), np.int32)  # per block: no cache-set conflicts
-    cv = np.zeros((n_blocks, len(col), _BLOCK), np.int32)
-    scr = np.empty((n_blocks, 10 + len(col), _BLOCK), np.int32)  # per block: products, chains, acc before a run
-    if len(col):
-        runs, red_m = _chain_runs(kp, R, ps_ptr, ps)
-        cut, red_ptr, red_j = runs[:3]
-        at = np.searchsorted(cut, np.arange(0, kp + _CHUNK, _CHUNK).clip(max=kp))  # each chunk's runs
-        Q = np.empty((max(1, int(np.diff(red_ptr[at]).max())), 8, 256), np.int32)
-    for c, k0 in enumerate(range(0, kp, _CHUNK)):
-        k1 = min(kp, k0 + _CHUNK)
-        _build(T, TT, ops.w, wm, k0, k1, byp, seg_ptr, seg, pm, np.int64(64 - p_bits), pfault, P)
-        if len(col):
-            _accumulate_chains(xp, xp.view(np.uint8), at[c], at[c + 1], k0, P, R, runs, red_m, col, start, cv, Q,
-                               scr, acc)
-        else:
-            _accumulate(xp, k0, k1, P, acc)
-    if len(col) and red_ptr[-1] > red_ptr[-2]:  # the last run's chains, as redone
-        e0, e1 = red_ptr[-2], red_ptr[-1]
-        acc[:, col[red_j[e0:e1]]] = cv[:, :e1 - e0].transpose(0, 2, 1).reshape(-1, e1 - e0)[:M]
+    n_threads = numba.get_num_threads() if n_threads is None else n_threads
+    items, item_ptr = _work(nkf, n_blocks, max(1, min(n_threads, nkf * n_blocks)))
+    n_threads = len(item_ptr) - 1
+    ps_ptr, ps, col = _stuck_psums(masks, byp, N)
+    runs, red_m = chain_runs(kp, R, ps_ptr, ps)
+    cut, red_ptr = runs[0], runs[1]
+    chunk_run = np.searchsorted(cut, np.append(np.arange(nkf)[:, None] * R + np.arange(0, R, _CHUNK), kp))
+    n_q = max(1, int(np.diff(red_ptr[chunk_run]).max()))  # chains per chunk, at most
+    n_c = len(col)
+    blocks = n_blocks if n_c else 0  # per-thread scratch, only with stuck psums
+    # reused from call to call (fresh pages, faulted in on first touch, cost more than the work)
+    start = scratch("table_start", (n_threads, blocks, n_c, _BLOCK), np.int32)
+    cv = scratch("table_cv", (n_threads, blocks, n_c, _BLOCK), np.int32)  # per block: no cache-set conflicts
+    Q = scratch("table_q", (n_threads, n_q if n_c else 0, 8, 256), np.int32)
+    scr = scratch("table_scr", (n_threads, 10 + n_c, _BLOCK), np.int32)
+    accs = scratch("table_accs", (n_threads, M, N), np.int32)  # wrap modulo 2**32; zeroed by their threads
+    _gemm(T, TT, ops.w, wm, byp, seg_ptr, seg, pm, np.int64(64 - p_bits), pfault, xp, xp.view(np.uint8), items,
+          item_ptr, runs, red_m, chunk_run, col, start, cv, Q, scr, accs)
+    acc = accs[0].copy() if n_threads == 1 else np.add.reduce(accs, axis=0, dtype=np.int32)
     shift = 32 - precision.acc_bits  # sign-extend from acc_bits, in place
     if shift:
         np.right_shift(np.left_shift(acc, shift, out=acc), shift, out=acc)

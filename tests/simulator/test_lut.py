@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from faults import FaultMap
 from simulator import (INT8, MULTIPLIERS, ArrayConfig, ConfigError, LutPrecision, SystolicArray, error_metrics,
                        load_table, multiplier, multiplier_table, precision_from_dict)
+from simulator.engines.ordered import Prepared
+from simulator.engines.table import run_table
 from simulator.precision import exact_table
 
 from ..naive import naive_matmul
@@ -86,6 +88,26 @@ def test_stuck_psums_over_many_blocks_of_input_vectors(data):
     w = rng.integers(-128, 128, (k, n), dtype=np.int8)
     want = naive_matmul(x, w, fm.masks, False, prec)
     np.testing.assert_array_equal(SystolicArray(cfg, fm).matmul(x, w, "fast").out, want)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_table_path_split_in_parts(data):
+    """The table path splits the (fold, block of 64 vectors) pairs into parts, one per thread,
+    each with its own tables, sums and scratch, a fold split between two parts at most: any
+    number of parts gives the reference's bits, stuck psums and bypass included."""
+    prec = data.draw(lut_precisions())
+    cfg = ArrayConfig(data.draw(st.integers(1, 12)), data.draw(st.integers(1, 4)), prec)
+    fm = data.draw(fault_maps(cfg, max_faults=10))
+    bypass = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    m, k, n = data.draw(st.integers(1, 200)), data.draw(st.integers(1, 40)), data.draw(st.integers(1, 9))
+    x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    w = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    want = naive_matmul(x, w, fm.masks, bypass, prec)
+    ops = Prepared(x, w, fm.masks, bypass)
+    for parts in (1, 2, 3, 7):
+        np.testing.assert_array_equal(prec.output(run_table(ops, prec, parts)), want)
 
 
 @settings(max_examples=60)
