@@ -13,6 +13,7 @@ one to a caller.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -32,7 +33,7 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array ``shape`` of ``dtype`` backed by buffer ``name``."""
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     buf = _local.by_name.get(name)
     if buf is None or buf.size < nbytes:
         buf = np.empty(max(nbytes, 64), np.uint8)

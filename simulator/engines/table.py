@@ -23,9 +23,12 @@ itself and adds into its own sums, which are added up at the end (integer sums w
 order does not matter). A table then stays in the cache of the core that built it; when one
 thread built half the rows of each chunk and both read all of them, moving those tables
 between the cores cost about a fifth of the time (fault-free, M=4096 K=1152 N=256: 52 ms
-against 42). A fold split between two threads is built by both. The sums and the chains'
-scratch are reused from call to call (:mod:`simulator.engines.scratch`): fresh pages cost
-about 15 ms per call here. The price is memory: a copy of the output per thread, kept between
+against 42). A fold split between two threads is built by both. With more than one part, the
+sums and the chains' scratch are reused from call to call (:mod:`simulator.engines.scratch`):
+fresh pages cost about 15 ms per call here. For small GEMMs (one part, no stuck psum) the
+per-call work is kept small: the transposed table is built once per table, and no chain
+structures are made (64x25x6 on a 16x16 array: 0.18 ms per call before the split, 0.13 ms
+after). The price is memory: a copy of the output per thread, kept between
 calls (``efat axdnn accuracy --data mnist --models vgg --multipliers drum:4``: peak RSS 705 MB
 against 596 MB before; :func:`simulator.engines.scratch.release` returns it).
 
@@ -167,6 +170,23 @@ def _stuck_psums(masks, byp, N):
     return np.searchsorted(rr, np.arange(R + 1)).astype(np.int64), ps.reshape(-1, 3), col.astype(np.int64)
 
 
+_NONE = np.zeros(1, np.int64)
+_TRANSPOSED: dict = {}  # id of a product table -> (the table, its transposed table with a zero column)
+
+
+def _transposed(T, dtype):
+    """``TT[v, w + 128] = T[(w + 128) * 256 + v]``, with a column of zeros at 256 (bypassed PEs):
+    built once per table (a LUT precision's table is never written)."""
+    hit = _TRANSPOSED.get(id(T))
+    if hit is None or hit[0] is not T or hit[1].dtype != dtype:
+        TT = np.zeros((256, 257), dtype)
+        TT[:, :256] = T.reshape(256, 256).T
+        if len(_TRANSPOSED) >= 16:
+            _TRANSPOSED.clear()
+        hit = _TRANSPOSED[id(T)] = (T, TT)
+    return hit[1]
+
+
 def run_table(ops: Prepared, precision, n_threads: int | None = None):
     """Result patterns (int32 ``(M, N)``, sign-extended from ``acc_bits``) of a prepared GEMM
     on a table precision, its work split in ``n_threads`` parts (default: Numba's threads)."""
@@ -182,29 +202,32 @@ def run_table(ops: Prepared, precision, n_threads: int | None = None):
     if kp > K:  # idle rows see act code 0
         xp = np.zeros((M, kp), np.int8)
         xp[:, :K] = ops.x
-    dtype = np.int16 if p_bits <= 16 else np.int32
-    TT = np.zeros((256, 257), dtype)
-    TT[:, :256] = T.reshape(256, 256).T
+    TT = _transposed(T, np.int16 if p_bits <= 16 else np.int32)
     n_blocks = -(-M // _BLOCK)
     n_threads = numba.get_num_threads() if n_threads is None else n_threads
     items, item_ptr = _work(nkf, n_blocks, max(1, min(n_threads, nkf * n_blocks)))
     n_threads = len(item_ptr) - 1
     ps_ptr, ps, col = _stuck_psums(masks, byp, N)
-    runs, red_m = chain_runs(kp, R, ps_ptr, ps)
-    cut, red_ptr = runs[0], runs[1]
-    chunk_run = np.searchsorted(cut, np.append(np.arange(nkf)[:, None] * R + np.arange(0, R, _CHUNK), kp))
-    n_q = max(1, int(np.diff(red_ptr[chunk_run]).max()))  # chains per chunk, at most
     n_c = len(col)
-    blocks = n_blocks if n_c else 0  # per-thread scratch, only with stuck psums
-    # reused from call to call (fresh pages, faulted in on first touch, cost more than the work)
-    start = scratch("table_start", (n_threads, blocks, n_c, _BLOCK), np.int32)
-    cv = scratch("table_cv", (n_threads, blocks, n_c, _BLOCK), np.int32)  # per block: no cache-set conflicts
-    Q = scratch("table_q", (n_threads, n_q if n_c else 0, 8, 256), np.int32)
-    scr = scratch("table_scr", (n_threads, 10 + n_c, _BLOCK), np.int32)
-    accs = scratch("table_accs", (n_threads, M, N), np.int32)  # wrap modulo 2**32; zeroed by their threads
+    if n_c:
+        runs, red_m = chain_runs(kp, R, ps_ptr, ps)
+        cut, red_ptr = runs[0], runs[1]
+        chunk_run = np.searchsorted(cut, np.append(np.arange(nkf)[:, None] * R + np.arange(0, R, _CHUNK), kp))
+        n_q = max(1, int(np.diff(red_ptr[chunk_run]).max()))  # chains per chunk, at most
+        # reused from call to call (fresh pages, faulted in on first touch, cost more than the work)
+        start = scratch("table_start", (n_threads, n_blocks, n_c, _BLOCK), np.int32)
+        cv = scratch("table_cv", (n_threads, n_blocks, n_c, _BLOCK), np.int32)  # per block: no cache-set conflicts
+        Q = scratch("table_q", (n_threads, n_q, 8, 256), np.int32)
+        scr = scratch("table_scr", (n_threads, 10 + n_c, _BLOCK), np.int32)
+    else:  # no chains: empty stand-ins of the same types
+        runs, red_m, chunk_run = (_NONE,) * 9, np.zeros((1, 8, 2), np.int64), _NONE
+        start = cv = Q = np.zeros((n_threads, 0, 0, 0), np.int32)
+        scr = np.zeros((n_threads, 0, 0), np.int32)
+    # each part's sums, wrapping modulo 2**32, zeroed by its thread; one part: returned as they are
+    accs = np.empty((1, M, N), np.int32) if n_threads == 1 else scratch("table_accs", (n_threads, M, N), np.int32)
     _gemm(T, TT, ops.w, wm, byp, seg_ptr, seg, pm, np.int64(64 - p_bits), pfault, xp, xp.view(np.uint8), items,
           item_ptr, runs, red_m, chunk_run, col, start, cv, Q, scr, accs)
-    acc = accs[0].copy() if n_threads == 1 else np.add.reduce(accs, axis=0, dtype=np.int32)
+    acc = accs[0] if n_threads == 1 else np.add.reduce(accs, axis=0, dtype=np.int32)
     shift = 32 - precision.acc_bits  # sign-extend from acc_bits, in place
     if shift:
         np.right_shift(np.left_shift(acc, shift, out=acc), shift, out=acc)
