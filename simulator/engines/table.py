@@ -47,11 +47,11 @@ from .ordered import Prepared
 from .scratch import scratch
 from .table_chains import chain_runs, flush_chains, redo_chains
 from .table_rows import BLOCK as _BLOCK
+from .table_rows import CHUNK as _CHUNK
 from .table_rows import add_rows as _add_rows
 
 __all__ = ["run_table", "table_applies"]
 
-_CHUNK = 8  # reduction rows per table chunk
 
 
 @njit(cache=True)
@@ -104,8 +104,8 @@ def _build(T, TT, w, wm, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P):
 
 
 @njit(cache=True, parallel=True)
-def _gemm(T, TT, w, wm, byp, seg_ptr, seg, pm, p_shift, pfault, xp, xu, items, item_ptr, runs, red_m, chunk_run,
-          col, start, cv, Q, scr, accs):
+def _gemm(T, TT, w, wm, byp, seg_ptr, seg, pm, p_shift, pfault, xp, xu, items, item_ptr, runs, red_m, col, start,
+          cv, Q, scr, accs):
     """Each thread ``p`` its items ``items[item_ptr[p]:item_ptr[p + 1]] = (fold, b0, b1)``: the
     fold's rows for the input-vector blocks ``b0..b1 - 1``, table chunk by table chunk (built
     by the thread, used by the thread), added into its own ``accs[p]``; with stuck psum
@@ -124,15 +124,14 @@ def _gemm(T, TT, w, wm, byp, seg_ptr, seg, pm, p_shift, pfault, xp, xu, items, i
                 k0 = f * R + j * _CHUNK
                 k1 = min(f * R + R, k0 + _CHUNK)
                 _build(T, TT, w, wm, k0, k1, byp, seg_ptr, seg, pm, p_shift, pfault, P)
-                if col.shape[0]:
-                    c = f * cpf + j
-                    redo_chains(acc, xp, xu, chunk_run[c], chunk_run[c + 1], k0, P, R, runs, red_m, col, start[p],
-                                cv[p], Q[p], scr[p], b0, b1)
+                if col.shape[0]:  # the chunk is run f * cpf + j of chain_runs
+                    redo_chains(acc, xp, xu, f * cpf + j, P, R, runs, red_m, col, start[p], cv[p], Q[p], scr[p], b0,
+                                b1)
                 else:
                     for m in range(b0 * _BLOCK, min(M, b1 * _BLOCK)):
                         _add_rows(acc[m], P, xp, m, k0, k0, k1, 0, N)
             if col.shape[0]:
-                flush_chains(acc, chunk_run[(f + 1) * cpf] - 1, runs, col, cv[p], b0, b1)
+                flush_chains(acc, (f + 1) * cpf - 1, runs, col, cv[p], b0, b1)
 
 
 def _work(n_folds, n_blocks, n_threads):
@@ -210,23 +209,21 @@ def run_table(ops: Prepared, precision, n_threads: int | None = None):
     ps_ptr, ps, col = _stuck_psums(masks, byp, N)
     n_c = len(col)
     if n_c:
-        runs, red_m = chain_runs(kp, R, ps_ptr, ps)
-        cut, red_ptr = runs[0], runs[1]
-        chunk_run = np.searchsorted(cut, np.append(np.arange(nkf)[:, None] * R + np.arange(0, R, _CHUNK), kp))
-        n_q = max(1, int(np.diff(red_ptr[chunk_run]).max()))  # chains per chunk, at most
+        runs, red_m = chain_runs(kp, R, ps_ptr, ps)  # its runs are the table chunks
+        n_q = max(1, int(np.diff(runs[1]).max()))  # chains per run, at most
         # reused from call to call (fresh pages, faulted in on first touch, cost more than the work)
         start = scratch("table_start", (n_threads, n_blocks, n_c, _BLOCK), np.int32)
         cv = scratch("table_cv", (n_threads, n_blocks, n_c, _BLOCK), np.int32)  # per block: no cache-set conflicts
         Q = scratch("table_q", (n_threads, n_q, 8, 256), np.int32)
         scr = scratch("table_scr", (n_threads, 10 + n_c, _BLOCK), np.int32)
     else:  # no chains: empty stand-ins of the same types
-        runs, red_m, chunk_run = (_NONE,) * 9, np.zeros((1, 8, 2), np.int64), _NONE
+        runs, red_m = (_NONE,) * 9, np.zeros((1, 8, 2), np.int64)
         start = cv = Q = np.zeros((n_threads, 0, 0, 0), np.int32)
         scr = np.zeros((n_threads, 0, 0), np.int32)
     # each part's sums, wrapping modulo 2**32, zeroed by its thread; one part: returned as they are
     accs = np.empty((1, M, N), np.int32) if n_threads == 1 else scratch("table_accs", (n_threads, M, N), np.int32)
     _gemm(T, TT, ops.w, wm, byp, seg_ptr, seg, pm, np.int64(64 - p_bits), pfault, xp, xp.view(np.uint8), items,
-          item_ptr, runs, red_m, chunk_run, col, start, cv, Q, scr, accs)
+          item_ptr, runs, red_m, col, start, cv, Q, scr, accs)
     acc = accs[0] if n_threads == 1 else np.add.reduce(accs, axis=0, dtype=np.int32)
     shift = 32 - precision.acc_bits  # sign-extend from acc_bits, in place
     if shift:

@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from .table_rows import BLOCK as _BLOCK
+from .table_rows import CHUNK as _CHUNK
 from .table_rows import add_rows as _add_rows
 
 __all__ = ["chain_runs", "redo_chains", "flush_chains"]
@@ -51,7 +52,7 @@ def chain_runs(kp, R, ps_ptr, ps):
         cut[n_cut] = kk
         n_cut += 1
         f0 = kk // R * R
-        kk = min(kp, f0 + ((kk - f0) // 8 + 1) * 8, f0 + R)
+        kk = min(kp, f0 + ((kk - f0) // _CHUNK + 1) * _CHUNK, f0 + R)
     cut[n_cut] = kp
     red_ptr = np.zeros(n_cut + 1, np.int64)
     n_all = 0  # entries: at most one per stuck register and fold
@@ -99,87 +100,85 @@ def chain_runs(kp, R, ps_ptr, ps):
 
 
 @njit(cache=True)
-def redo_chains(acc, xp, xu, i0, i1, k0, P, R, runs, red_m, col, start, cv, Q, scr, b0, b1):
-    """The runs ``i0..i1 - 1`` of :func:`chain_runs` (the table chunk ``P`` from row ``k0``) for
-    the input-vector blocks ``b0..b1 - 1``: their rows added to ``acc`` (one thread's), each
-    stuck psum register applied (module docstring). ``start``, ``cv`` (per block), ``Q`` and
-    ``scr`` are the thread's scratch."""
+def redo_chains(acc, xp, xu, i, P, R, runs, red_m, col, start, cv, Q, scr, b0, b1):
+    """Run ``i`` of :func:`chain_runs` (the table chunk ``P``, from row ``cut[i]``) for the
+    input-vector blocks ``b0..b1 - 1``: its rows added to ``acc`` (one thread's), each stuck
+    psum register applied (module docstring). ``start``, ``cv`` (per block), ``Q`` and ``scr``
+    are the thread's scratch."""
     cut, red_ptr, red_j, red_first, red_last, head, lo, hi, slot = runs
     M = xp.shape[0]
     n_col = col.shape[0]
+    a, z = cut[i], cut[i + 1]
+    e0, e1 = red_ptr[i], red_ptr[i + 1]
+    p0 = red_ptr[i - 1] if a % R else e0  # the fold's previous run's chains, as redone
     # each chain's products as int32 tables (one gather each, over input vectors):
-    # Q[e - red_ptr[i0], t, u] = P[cut[i] + t - k0, (u ^ 0x80), col[red_j[e]]], u the act's uint8 code
-    for i in range(i0, i1):
-        for e in range(red_ptr[i], red_ptr[i + 1]):
-            n = col[red_j[e]]
-            for t in range(lo[e], hi[e] + 1):
-                for u in range(256):
-                    Q[e - red_ptr[i0], t, u] = P[cut[i] + t - k0, u ^ 0x80, n]
+    # Q[e - e0, t, u] = P[t, (u ^ 0x80), col[red_j[e]]], u the act's uint8 code
+    for e in range(e0, e1):
+        n = col[red_j[e]]
+        for t in range(lo[e], hi[e] + 1):
+            for u in range(256):
+                Q[e - e0, t, u] = P[t, u ^ 0x80, n]
     vals, v, rest, bef = scr[:8], scr[8], scr[9], scr[10:]
     for b in range(b0, b1):
         m0 = b * _BLOCK
         mm = np.uint64(min(M, m0 + _BLOCK) - m0)  # unsigned: no negative-index wrap-around, so SIMD
-        for i in range(i0, i1):
-            a, z = cut[i], cut[i + 1]
-            e0, e1 = red_ptr[i], red_ptr[i + 1]
-            p0 = red_ptr[i - 1] if a % R else e0  # the fold's previous run's chains, as redone
-            for mi in range(mm):  # each vector's output row, while it is in cache
-                m = m0 + mi
-                row = acc[m]
-                for e in range(p0, e0):
-                    row[col[red_j[e]]] = cv[b, e - p0, mi]
-                if a % R == 0:  # a fold begins: its chains start from here
-                    for j in range(n_col):
-                        start[b, j, mi] = row[col[j]]
-                for e in range(e0, e1):
-                    if head[e]:
-                        bef[slot[e], mi] = row[col[red_j[e]]]
-                _add_rows(row, P, xp, m, k0, a, z, 0, acc.shape[1])
-                for e in range(e0, e1):
-                    cv[b, e - e0, mi] = row[col[red_j[e]]]
-            for e in range(e0, e1):  # each chain, for the block's vectors at once
-                j = red_j[e]
-                xc = xu[m0:, a:]
-                t0, t1 = red_first[e], red_last[e]
-                c = cv[b, e - e0]
-                st = start[b, j]
-                for t in range(lo[e], hi[e] + 1):
-                    q = Q[e - red_ptr[i0], t]
-                    for mi in range(mm):
-                        vals[t, mi] = q[xc[mi, t]]
-                # v: the chain through row t0, unmasked; rest: the products after row t1
+        for mi in range(mm):  # each vector's output row, while it is in cache
+            m = m0 + mi
+            row = acc[m]
+            for e in range(p0, e0):
+                row[col[red_j[e]]] = cv[b, e - p0, mi]
+            if a % R == 0:  # a fold begins: its chains start from here
+                for j in range(n_col):
+                    start[b, j, mi] = row[col[j]]
+            for e in range(e0, e1):
                 if head[e]:
-                    h = bef[slot[e]]
-                    for mi in range(mm):
-                        v[mi] = h[mi]
-                        rest[mi] = c[mi] - h[mi]
-                    for t in range(t1 + 1):
-                        for mi in range(mm):
-                            rest[mi] -= vals[t, mi]
-                    for t in range(t0 + 1):
-                        for mi in range(mm):
-                            v[mi] += vals[t, mi]
-                else:
-                    for mi in range(mm):
-                        v[mi] = c[mi]
-                        rest[mi] = 0
-                    for t in range(t0 + 1, z - a):
-                        for mi in range(mm):
-                            v[mi] -= vals[t, mi]
-                    for t in range(t1 + 1, z - a):
-                        for mi in range(mm):
-                            rest[mi] += vals[t, mi]
-                for t in range(t0, t1 + 1):  # masks in row order; rows without one only add
-                    if t > t0:
-                        for mi in range(mm):
-                            v[mi] += vals[t, mi]
-                    ma, mo = red_m[e, t, 0], red_m[e, t, 1]
-                    if ma != -1 or mo != 0:
-                        a32, o32 = np.int32((ma << 32) >> 32), np.int32((mo << 32) >> 32)
-                        for mi in range(mm):  # the chain modulo 2**32, through the register
-                            v[mi] = st[mi] + (((v[mi] - st[mi]) & a32) | o32)
+                    bef[slot[e], mi] = row[col[red_j[e]]]
+            _add_rows(row, P, xp, m, a, a, z, 0, acc.shape[1])
+            for e in range(e0, e1):
+                cv[b, e - e0, mi] = row[col[red_j[e]]]
+        for e in range(e0, e1):  # each chain, for the block's vectors at once
+            j = red_j[e]
+            xc = xu[m0:, a:]
+            t0, t1 = red_first[e], red_last[e]
+            c = cv[b, e - e0]
+            st = start[b, j]
+            for t in range(lo[e], hi[e] + 1):
+                q = Q[e - e0, t]
                 for mi in range(mm):
-                    c[mi] = v[mi] + rest[mi]
+                    vals[t, mi] = q[xc[mi, t]]
+            # v: the chain through row t0, unmasked; rest: the products after row t1
+            if head[e]:
+                h = bef[slot[e]]
+                for mi in range(mm):
+                    v[mi] = h[mi]
+                    rest[mi] = c[mi] - h[mi]
+                for t in range(t1 + 1):
+                    for mi in range(mm):
+                        rest[mi] -= vals[t, mi]
+                for t in range(t0 + 1):
+                    for mi in range(mm):
+                        v[mi] += vals[t, mi]
+            else:
+                for mi in range(mm):
+                    v[mi] = c[mi]
+                    rest[mi] = 0
+                for t in range(t0 + 1, z - a):
+                    for mi in range(mm):
+                        v[mi] -= vals[t, mi]
+                for t in range(t1 + 1, z - a):
+                    for mi in range(mm):
+                        rest[mi] += vals[t, mi]
+            for t in range(t0, t1 + 1):  # masks in row order; rows without one only add
+                if t > t0:
+                    for mi in range(mm):
+                        v[mi] += vals[t, mi]
+                ma, mo = red_m[e, t, 0], red_m[e, t, 1]
+                if ma != -1 or mo != 0:
+                    a32, o32 = np.int32((ma << 32) >> 32), np.int32((mo << 32) >> 32)
+                    for mi in range(mm):  # the chain modulo 2**32, through the register
+                        v[mi] = st[mi] + (((v[mi] - st[mi]) & a32) | o32)
+            for mi in range(mm):
+                c[mi] = v[mi] + rest[mi]
 
 
 @njit(cache=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["BLOCK", "add_rows"]
+__all__ = ["BLOCK", "CHUNK", "add_rows"]
 
 BLOCK = 64  # input vectors per accumulation block
+CHUNK = 8  # reduction rows per table chunk: one pass of add_rows, one run of chains
 
 
 @njit(cache=True, inline="always")
