@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["map_path", "shared_map"]
+__all__ = ["map_path", "shared_map", "resolution_note"]
 
 
 def map_path(folder, data, model, model_name: str, cfg, rates, epochs, seed: int, constraint=None, trials=None,
@@ -63,3 +63,14 @@ def shared_map(path, model, data, cfg, rates, epochs, seed: int, log=print, cons
     if state != "reusing":
         log(f"  done in {time.perf_counter() - t:.0f} s")
     return rmap
+
+
+def resolution_note(rmap, constraint) -> str | None:
+    """One line when ``E*`` sits on the grid's smallest retraining amount at some rates
+    (``ResilienceMap.unresolved``): there the map only bounds ``E*`` from above."""
+    low = rmap.unresolved(constraint)
+    if not low.any():
+        return None
+    rates = ", ".join(f"{100 * r:g}%" for r in rmap.fault_rates[low])
+    return (f"note: E* is the grid's smallest amount ({rmap.epochs[1]:g} epochs) at {rates}: the map cannot tell "
+            "whether less retraining suffices there; smaller amounts on the grid would resolve it")

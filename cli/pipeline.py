@@ -23,6 +23,7 @@ from simulator import ArrayConfig
 from training import MODELS, load_dataset, pretrained
 
 from .figures import plot_costs, plot_groups, plot_required_epochs
+from .maps import resolution_note
 
 __all__ = ["DemoConfig", "run_demo", "check_demo", "demo_succeeded", "summary_text"]
 
@@ -86,6 +87,9 @@ def run_demo(out_dir, cfg: DemoConfig = DemoConfig(), log=print) -> dict:
                                                     f"drop after FAT (baseline {100 * rmap.baseline:.1f}%)")
     log(f"      {int(rmap.n_trials.sum())} chips measured ({', '.join(map(str, rmap.n_trials))} per rate); "
         f"E* = {', '.join(f'{e:g}' for e in rmap.required_epochs_grid(c))}")
+    note = resolution_note(rmap, c)
+    if note:
+        log(f"      {note}")
     rows = []
     for k in range(cfg.populations):
         seed = cfg.seed + k

@@ -189,6 +189,16 @@ class ResilienceMap:
         out = amount_at(self.fault_rates, self.required_epochs_grid(constraint), r)
         return float(out) if out.ndim == 0 else out
 
+    def unresolved(self, constraint) -> np.ndarray:
+        """Bool ``(F,)``: rates whose least certified amount is the grid's smallest
+        retraining amount ``epochs[1]`` while bypass alone is not certified. There the
+        grid cannot tell whether less retraining would do: ``E*`` is only an upper bound,
+        and every chip on such rates pays the same amount (smaller amounts resolve it)."""
+        ok = self.decisions(constraint) == stats.PASS
+        if ok.shape[1] < 2:
+            return np.zeros(ok.shape[0], bool)
+        return ok[:, 1] & ~ok[:, 0]
+
     def max_feasible_rate(self, constraint) -> float:
         """The largest grid rate with a finite ``E*`` (``-1`` if none)."""
         need = self.required_epochs_grid(constraint)

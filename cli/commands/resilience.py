@@ -34,6 +34,7 @@ def register(sub):
 
 
 def run(args):
+    from cli.maps import resolution_note
     from efat import resilience_map
     from efat.resilience import check_grid
     from simulator import ArrayConfig
@@ -57,6 +58,9 @@ def run(args):
     print(f"{'fault rate':>10}  {'chips':>5}  E*")
     for r, n, e in zip(rmap.fault_rates, rmap.n_trials, need):
         print(f"{100 * r:>9.2f}%  {n:>5}  {e:g}")
+    note = resolution_note(rmap, c)
+    if note:
+        print(note)
     print(f"saved {args.out}")
     if args.plot:
         rmap.plot(args.plot, c)

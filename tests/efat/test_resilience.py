@@ -79,6 +79,8 @@ def test_required_epochs_properties(rmap, drop, q, conf, rate):
         ok = np.array(lower) >= q
         own = rmap.epochs[ok.argmax()] if ok.any() else np.inf
         assert need[i] == max([own] + [need[j] for j in range(i)])
+        # unresolved: the least certified amount is the grid's smallest retraining amount
+        assert rmap.unresolved(c)[i] == (len(rmap.epochs) > 1 and own == rmap.epochs[1])
     got = rmap.required_epochs(rate, c)
     above = rmap.fault_rates >= rate - 1e-12
     assert got == (need[above.argmax()] if above.any() else np.inf)  # rounds up to the grid
