@@ -25,14 +25,19 @@ def register(sub):
 
 def run(args):
     from cli.figures import plot_required_epochs
+    from cli.maps import resolution_note
     from efat import ResilienceMap, plan
     from faults import Population
 
     pop = Population.load(args.population)
     rmap = ResilienceMap.load(args.rmap)
-    p = plan(pop, rmap, constraint_of(args), strategy=args.strategy, fixed_epochs=args.fixed_epochs)
+    c = constraint_of(args)
+    p = plan(pop, rmap, c, strategy=args.strategy, fixed_epochs=args.fixed_epochs)
     p.save(args.out)
     print(p.summary_text())
+    note = resolution_note(rmap, c)
+    if note:
+        print(note)
     print(f"saved {args.out}")
     if args.plot:
         plot_required_epochs(args.plot, p)

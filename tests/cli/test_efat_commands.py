@@ -9,7 +9,7 @@ import pytest
 
 from cli.main import main
 from cli.pipeline import DemoConfig, demo_succeeded, run_demo, summary_text
-from efat import Plan
+from efat import Constraint, Plan
 
 from ..conftest import CASE_CONSTRAINT
 
@@ -28,7 +28,10 @@ def test_cli_plan_and_retrain(setup, tmp_path, capsys):
     pop.save(tmp_path / "pop.npz")
     assert main(["plan", "--population", str(tmp_path / "pop.npz"), "--rmap", str(tmp_path / "rmap.json"),
                  *CONSTRAINT_ARGS, "--out", str(tmp_path / "plan.json"), "--plot", str(tmp_path / "e.png")]) == 0
-    assert "eFAT" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "eFAT" in out
+    # the note on rates where the grid does not resolve E*, exactly when there are any
+    assert ("note: E* is the grid's smallest amount" in out) == bool(rmap.unresolved(Constraint(**CASE_CONSTRAINT)).any())
     code = main(["retrain", "--model", "mlp", "--plan", str(tmp_path / "plan.json"), "--population",
                  str(tmp_path / "pop.npz"), "--out-dir", str(tmp_path / "run")])
     report = json.loads((tmp_path / "run" / "report.json").read_text())
