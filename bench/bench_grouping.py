@@ -11,6 +11,11 @@ rely on them; on random maps they are few). Within its time limit it reports the
 grouping it found and a lower bound on every grouping (HiGHS's dual bound).
 
     .venv/bin/python bench/bench_grouping.py [--rmap demo_out/efat/resilience_map.json] [--seconds 100]
+        [--chip-rates lognormal:0.02,0.6 --result grouping]
+
+``--chip-rates`` draws the populations at other rates (another bench_efat case, e.g.
+``lognormal:0.2,0.3`` with ``--rmap`` at that case's map), ``--result`` names the file in
+``bench/results``.
 """
 
 from __future__ import annotations
@@ -71,8 +76,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rmap", default=os.path.join("demo_out", "efat", "resilience_map.json"))
     ap.add_argument("--seconds", type=float, default=100.0)
+    ap.add_argument("--chip-rates", default=DemoConfig.chip_rates, help="fault rates of the populations' chips")
+    ap.add_argument("--result", default="grouping", help="name of the result file in bench/results")
     args = ap.parse_args(argv)
-    cfg = DemoConfig()
+    cfg = DemoConfig(chip_rates=args.chip_rates)
     rmap = ResilienceMap.load(args.rmap)
     array = ArrayConfig(cfg.rows, cfg.cols)
     pops = [Population.generate(array, cfg.chips, rates=cfg.chip_rates, seed=cfg.seed + k, spatial=cfg.spatial)
@@ -82,7 +89,9 @@ def main(argv=None):
     lines = [f"The demo's {cfg.populations} populations ({cfg.chips} chips, {cfg.chip_rates}) on the map {args.rmap}; "
              f"steps of E*: {', '.join(f'{e:g} epochs up to {c} faulty PEs' for e, c in zip(amounts, caps))}; "
              f"MILP time limit {args.seconds:g} s; {machine()}", "",
-             "    .venv/bin/python bench/bench_grouping.py", "",
+             "    .venv/bin/python bench/bench_grouping.py" + ("" if args.result == "grouping" else
+                                                              f" --rmap {args.rmap} --chip-rates {args.chip_rates} "
+                                                              f"--result {args.result}"), "",
              "| population seed | chips to retrain | Reduce | eFAT plan | floor | MILP best | MILP bound | solver | seconds |",
              "|--:|--:|--:|--:|--:|--:|--:|---|--:|"]
     totals = np.zeros(5)
@@ -98,7 +107,7 @@ def main(argv=None):
               f"As shares of Reduce: eFAT {100 * totals[1] / totals[0]:.1f}%, floor {100 * totals[2] / totals[0]:.1f}%, "
               f"MILP best {100 * totals[3] / totals[0]:.1f}%, MILP bound {100 * totals[4] / totals[0]:.1f}% "
               "(epochs on paper, summed over the populations).", ""]
-    write_result("grouping", "\n".join(lines))
+    write_result(args.result, "\n".join(lines))
 
 
 if __name__ == "__main__":
