@@ -71,6 +71,7 @@ def test_required_epochs_properties(rmap, drop, q, conf, rate):
     need = rmap.required_epochs_grid(c)
     assert (need[1:] >= need[:-1]).all()  # non-decreasing in the rate
     n = rmap.n_trials
+    unresolved = rmap.unresolved(c)
     for i in range(len(rmap.fault_rates)):
         # by hand: k of n chips meet the drop; certified where the one-sided Clopper-Pearson
         # lower bound reaches q; E* the least certified amount, unless an easier rate needs more
@@ -80,7 +81,7 @@ def test_required_epochs_properties(rmap, drop, q, conf, rate):
         own = rmap.epochs[ok.argmax()] if ok.any() else np.inf
         assert need[i] == max([own] + [need[j] for j in range(i)])
         # unresolved: the least certified amount is the grid's smallest retraining amount
-        assert rmap.unresolved(c)[i] == (len(rmap.epochs) > 1 and own == rmap.epochs[1])
+        assert unresolved[i] == (len(rmap.epochs) > 1 and own == rmap.epochs[1])
     got = rmap.required_epochs(rate, c)
     above = rmap.fault_rates >= rate - 1e-12
     assert got == (need[above.argmax()] if above.any() else np.inf)  # rounds up to the grid
